@@ -1,0 +1,303 @@
+/**
+ * The shared core: reads a socket option of unknown length the way the
+ * SO_PEERSEC(2const) man page describes, and turns the bytes into a label.
+ *
+ * Everything that is policy lives here, the same for every runtime:
+ *   - the growth loop: start at 256 bytes (≥ NAME_MAX + 1); when the kernel
+ *     answers ERANGE it writes the length it needs into optlen, so grow to that
+ *     and ask again. Ask again *in a loop*, because the peer may be relabeled
+ *     between two calls and need more still, but bounded (8 tries, 64 KiB), so
+ *     a misbehaving kernel or a racing peer can never make us spin;
+ *   - the NUL rule: "foo" and "foo\0" are the same label. SELinux and Smack count
+ *     the trailing NUL in the length, AppArmor does not. Drop one trailing NUL;
+ *     any other NUL is not a label;
+ *   - errno: read right after the failing call by the backend. Deno sometimes
+ *     runs code of its own between two FFI calls that clobbers errno, so an
+ *     errno getsockopt cannot return means "clobbered": the call (read-only,
+ *     and it creates nothing when it fails) is made again, a bounded few times.
+ *
+ * The hot path (a server calling this for each connection) allocates only what
+ * it returns: one value buffer is reused and grown only when a label needs it,
+ * and "no label" is a return value, not a caught exception.
+ *
+ * @module
+ */
+import type { CallResult, LibcBackend } from "./backend.ts";
+import type { ArchitectureConstants, ErrnoName } from "./constants.ts";
+import { describeErrno, PeerSecError } from "./errors.ts";
+
+/** The first buffer size: at least NAME_MAX (255) + 1, as the man page asks. */
+export const INITIAL_CAPACITY = 256;
+/** The most a label may take; a kernel asking for more is an error. */
+export const MAX_CAPACITY = 64 * 1024;
+/** How many getsockopt calls one read may make while the label grows. */
+export const MAX_GROWTH_ATTEMPTS = 8;
+/** How many times one call is repeated when errno came back clobbered. */
+export const MAX_ERRNO_RETRIES = 4;
+
+/**
+ * The errno values getsockopt(2) can return for the peer options. Anything else
+ * after a failed call was not set by getsockopt.
+ */
+const GETSOCKOPT_ERRNO_NAMES: readonly ErrnoName[] = [
+  "EBADF",
+  "EFAULT",
+  "EINVAL",
+  "ENOPROTOOPT",
+  "ENOTSOCK",
+  "ERANGE",
+  "ENOMEM",
+  "ENODATA",
+  "ENOTCONN",
+  "EOPNOTSUPP",
+  "ESRCH",
+  "EMFILE",
+  "ENFILE",
+  "EACCES",
+  "EPERM",
+];
+
+/** Opens the platform on first use; see `openPlatform` in runtime.ts. */
+export type PlatformProvider = () => {
+  readonly backend: LibcBackend;
+  readonly constants: ArchitectureConstants;
+};
+
+/**
+ * Validates an fd argument before anything touches FFI.
+ *
+ * @throws {TypeError} when `fd` is not a number.
+ * @throws {RangeError} when `fd` is not an integer in 0…2³¹−1 (NaN and -0 included).
+ */
+export function checkFd(fd: unknown): asserts fd is number {
+  if (typeof fd !== "number") {
+    throw new TypeError(
+      `fd must be a number (a socket file descriptor), got ${
+        fd === null ? "null" : typeof fd
+      }`,
+    );
+  }
+  if (
+    !Number.isInteger(fd) || fd < 0 || fd > 0x7fff_ffff || Object.is(fd, -0)
+  ) {
+    throw new RangeError(
+      `fd must be an integer from 0 to 2147483647, got ${
+        Object.is(fd, -0) ? "-0" : String(fd)
+      }`,
+    );
+  }
+}
+
+/**
+ * Reads peer options through one backend. `mod.ts` keeps one for the process;
+ * tests build their own around a scripted fake libc.
+ */
+export class PeerSecReader {
+  #provide: PlatformProvider;
+  #backend: LibcBackend | undefined;
+  #constants: ArchitectureConstants | undefined;
+  #validErrno = new Set<number>();
+  #value = new Uint8Array(INITIAL_CAPACITY);
+  #decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+  /** @param provide opens libc and names the kernel constants, on first use. */
+  constructor(provide: PlatformProvider) {
+    this.#provide = provide;
+  }
+
+  /** The opened backend (opening it on first use). */
+  get backend(): LibcBackend {
+    if (this.#backend === undefined) this.#open();
+    return this.#backend!;
+  }
+
+  /** The kernel constants of this machine (opening the platform on first use). */
+  get constants(): ArchitectureConstants {
+    if (this.#constants === undefined) this.#open();
+    return this.#constants!;
+  }
+
+  #open(): void {
+    const { backend, constants } = this.#provide();
+    for (const name of GETSOCKOPT_ERRNO_NAMES) {
+      this.#validErrno.add(constants.errno[name]);
+    }
+    this.#constants = constants;
+    this.#backend = backend;
+  }
+
+  /** The errno name for a value on this machine, or "UNKNOWN". */
+  errnoName(errno: number): string {
+    return this.constants.errnoName.get(errno) ?? "UNKNOWN";
+  }
+
+  /** A `PeerSecError` for an errno a getsockopt call reported. */
+  errnoError(errno: number, fd: number, optionName: string): PeerSecError {
+    const code = this.errnoName(errno);
+    return new PeerSecError(describeErrno(code, errno, fd, optionName), {
+      code,
+      errno,
+      syscall: "getsockopt",
+      fd,
+    });
+  }
+
+  /** One getsockopt call, repeated while errno comes back clobbered. */
+  #call(
+    fd: number,
+    option: number,
+    optionName: string,
+    capacity: number,
+  ): CallResult {
+    const backend = this.backend;
+    const level = this.constants.socket.SOL_SOCKET;
+    for (let retry = 0;; retry++) {
+      const result = backend.getsockopt(
+        fd,
+        level,
+        option,
+        this.#value,
+        capacity,
+      );
+      if (result.rc !== -1 || this.#validErrno.has(result.errno)) {
+        return result;
+      }
+      if (retry === MAX_ERRNO_RETRIES) {
+        throw new PeerSecError(
+          `getsockopt(${fd}, SOL_SOCKET, ${optionName}) failed, but errno read ` +
+            `${result.errno} (${this.errnoName(result.errno)}) ` +
+            `${MAX_ERRNO_RETRIES + 1} times, which getsockopt never sets: ` +
+            `errno is being overwritten between the call and its read`,
+          {
+            code: "ERR_ERRNO_UNRELIABLE",
+            syscall: "getsockopt",
+            fd,
+          },
+        );
+      }
+    }
+  }
+
+  /**
+   * The growth loop, generic over the option: fills the value buffer and
+   * returns the length the kernel wrote (≥ 0), or `-errno` for an OS failure.
+   * Throws a `PeerSecError` (code ERANGE) when the value will not settle within
+   * the bounds.
+   */
+  readOption(
+    fd: number,
+    option: number,
+    optionName: string,
+    initialCapacity: number = INITIAL_CAPACITY,
+  ): number {
+    const erange = this.constants.errno.ERANGE;
+    // Offer all of the buffer: once a long label made it grow, later reads of
+    // labels that long take one call, not two.
+    let capacity = Math.max(initialCapacity, this.#value.byteLength);
+    for (let attempt = 1; attempt <= MAX_GROWTH_ATTEMPTS; attempt++) {
+      if (this.#value.byteLength < capacity) {
+        this.#value = new Uint8Array(capacity);
+      }
+      const { rc, errno, len } = this.#call(fd, option, optionName, capacity);
+      if (rc !== -1 && len <= capacity) return len;
+      if (rc === -1 && errno !== erange) return -errno;
+      // Too small: ERANGE with the needed length in optlen, or a success whose
+      // length says the value was cut. A kernel that answers ERANGE without a
+      // larger length gave no size to grow to: double instead.
+      const needed = len > capacity ? len : capacity * 2;
+      if (needed > MAX_CAPACITY) {
+        throw new PeerSecError(
+          `getsockopt(${fd}, SOL_SOCKET, ${optionName}): the kernel asks for ` +
+            `${needed} bytes, more than the ${MAX_CAPACITY}-byte limit [ERANGE]`,
+          { code: "ERANGE", errno: erange, syscall: "getsockopt", fd },
+        );
+      }
+      capacity = needed;
+    }
+    throw new PeerSecError(
+      `getsockopt(${fd}, SOL_SOCKET, ${optionName}): the value kept growing ` +
+        `over ${MAX_GROWTH_ATTEMPTS} attempts (is the peer being relabeled?) [ERANGE]`,
+      { code: "ERANGE", errno: erange, syscall: "getsockopt", fd },
+    );
+  }
+
+  /** The value buffer the last `readOption` filled (valid until the next call). */
+  get value(): Uint8Array {
+    return this.#value;
+  }
+
+  /**
+   * Reads SO_PEERSEC and applies the NUL rule. Returns the label's length in
+   * the value buffer (> 0), `0` for an empty label (Smack's "no label"), or
+   * `-errno`.
+   */
+  #readLabel(fd: number): number {
+    const len = this.readOption(
+      fd,
+      this.constants.socket.SO_PEERSEC,
+      "SO_PEERSEC",
+    );
+    if (len <= 0) return len;
+    const value = this.#value;
+    const labelLength = value[len - 1] === 0 ? len - 1 : len;
+    for (let index = 0; index < labelLength; index++) {
+      if (value[index] === 0) throw this.#malformed(fd, len, index);
+    }
+    return labelLength;
+  }
+
+  #malformed(fd: number, len: number, nul: number): PeerSecError {
+    return new PeerSecError(
+      `getsockopt(${fd}, SOL_SOCKET, SO_PEERSEC) returned ${len} bytes with a ` +
+        `NUL at byte ${nul}: not a security label`,
+      { code: "ERR_MALFORMED_LABEL", syscall: "getsockopt", fd },
+    );
+  }
+
+  #labelOrThrow(fd: number): number {
+    const len = this.#readLabel(fd);
+    if (len < 0) throw this.errnoError(-len, fd, "SO_PEERSEC");
+    if (len === 0) {
+      throw new PeerSecError(
+        `getsockopt(${fd}, SOL_SOCKET, SO_PEERSEC): the peer's label is empty ` +
+          `(Smack reports this when the peer socket has no label)`,
+        { code: "ERR_EMPTY_LABEL", syscall: "getsockopt", fd },
+      );
+    }
+    return len;
+  }
+
+  #decode(fd: number, len: number): string {
+    try {
+      return this.#decoder.decode(this.#value.subarray(0, len));
+    } catch (error) {
+      throw new PeerSecError(
+        `the security label of the peer of fd ${fd} is not valid UTF-8 ` +
+          `(the kernel does not promise an encoding); ` +
+          `read it with getPeerSecurityContextBytes`,
+        { code: "ERR_INVALID_UTF8", syscall: "getsockopt", fd, cause: error },
+      );
+    }
+  }
+
+  /** See `getPeerSecurityContext` in mod.ts. */
+  getPeerSecurityContext(fd: number): string {
+    checkFd(fd);
+    return this.#decode(fd, this.#labelOrThrow(fd));
+  }
+
+  /** See `getPeerSecurityContextBytes` in mod.ts. */
+  getPeerSecurityContextBytes(fd: number): Uint8Array {
+    checkFd(fd);
+    return this.#value.slice(0, this.#labelOrThrow(fd));
+  }
+
+  /** See `tryGetPeerSecurityContext` in mod.ts. */
+  tryGetPeerSecurityContext(fd: number): string | null {
+    checkFd(fd);
+    const len = this.#readLabel(fd);
+    if (len > 0) return this.#decode(fd, len);
+    if (len === 0 || -len === this.constants.errno.ENOPROTOOPT) return null;
+    throw this.errnoError(-len, fd, "SO_PEERSEC");
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * The one error type of the library, and the messages a person reads.
+ *
+ * @module
+ */
+
+/** Codes for failures that are not an errno from the kernel. */
+export type PeerSecErrorCode =
+  | "ERR_EMPTY_LABEL"
+  | "ERR_MALFORMED_LABEL"
+  | "ERR_INVALID_UTF8"
+  | "ERR_LABEL_TOO_LARGE"
+  | "ERR_LABEL_UNSTABLE"
+  | "ERR_ERRNO_UNRELIABLE"
+  | "ERR_UNSUPPORTED_PLATFORM"
+  | "ERR_UNSUPPORTED_RUNTIME"
+  | "ERR_LIBC_LOAD"
+  | "ERR_FFI_PERMISSION";
+
+/** What a {@linkcode PeerSecError} is built from. */
+export interface PeerSecErrorOptions {
+  /** errno name (`"ENOPROTOOPT"`) or an `ERR_…` code. */
+  code: string;
+  /** The positive errno value, when the kernel reported one. */
+  errno?: number;
+  /** The system call that failed, when one did. */
+  syscall?: string;
+  /** The file descriptor the call was about, when there is one. */
+  fd?: number;
+  /** The underlying error, when there is one. */
+  cause?: unknown;
+}
+
+/**
+ * A failure reading a peer's identity: an errno from the kernel (`code` is its
+ * name, such as `"ENOPROTOOPT"`, and `errno` its value) or a failure of the
+ * library's own (`code` starts with `ERR_`, `errno` is undefined).
+ *
+ * @example
+ * ```ts
+ * import { getPeerSecurityContext, PeerSecError } from "@peersec/peersec";
+ *
+ * const fd = 3; // a connected socket's fd
+ * try {
+ *   console.log(getPeerSecurityContext(fd));
+ * } catch (error) {
+ *   if (error instanceof PeerSecError && error.code === "ENOPROTOOPT") {
+ *     console.log("no security module labels this socket");
+ *   } else {
+ *     throw error;
+ *   }
+ * }
+ * ```
+ */
+export class PeerSecError extends Error {
+  /** errno name (`"EBADF"`, `"ENOPROTOOPT"`, …) or an `ERR_…` code. */
+  readonly code: string;
+  /** The positive errno value from the kernel, or undefined for `ERR_…` codes. */
+  readonly errno: number | undefined;
+  /** The system call that failed (`"getsockopt"`), or undefined. */
+  readonly syscall: string | undefined;
+  /** The file descriptor the call was made on, or undefined. */
+  readonly fd: number | undefined;
+
+  /**
+   * @param message What went wrong, for a person.
+   * @param options The machine-readable fields.
+   */
+  constructor(message: string, options: PeerSecErrorOptions) {
+    super(
+      message,
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
+    this.name = "PeerSecError";
+    this.code = options.code;
+    this.errno = options.errno;
+    this.syscall = options.syscall;
+    this.fd = options.fd;
+  }
+}
+
+/**
+ * The message for an errno that a `getsockopt` call reported.
+ *
+ * @param code errno name, or "UNKNOWN".
+ * @param errno the errno value.
+ * @param fd the socket.
+ * @param optionName the option, e.g. "SO_PEERSEC".
+ */
+export function describeErrno(
+  code: string,
+  errno: number,
+  fd: number,
+  optionName: string,
+): string {
+  const call = `getsockopt(${fd}, SOL_SOCKET, ${optionName})`;
+  switch (code) {
+    case "ENOPROTOOPT":
+      return optionName === "SO_PEERSEC"
+        ? `${call}: no security module labels this socket ` +
+          `(no LSM with socket labels, or TCP without labeled networking) [ENOPROTOOPT]`
+        : `${call}: this kernel does not support ${optionName} [ENOPROTOOPT]`;
+    case "EBADF":
+      return `${call}: fd ${fd} is not an open file descriptor [EBADF]`;
+    case "ENOTSOCK":
+      return `${call}: fd ${fd} is not a socket [ENOTSOCK]`;
+    case "ERANGE":
+      return `${call}: the kernel's answer does not fit the buffer [ERANGE]`;
+    case "EINVAL":
+      return `${call}: the kernel rejected the request (not supported for this socket, or an old kernel) [EINVAL]`;
+    case "ENODATA":
+      return `${call}: the peer has no such data (no peer credentials on this socket) [ENODATA]`;
+    case "ENOTCONN":
+      return `${call}: the socket is not connected [ENOTCONN]`;
+    case "EACCES":
+    case "EPERM":
+      return `${call}: permission denied by the security policy [${code}]`;
+    case "ENOMEM":
+      return `${call}: the kernel ran out of memory [ENOMEM]`;
+    default:
+      return `${call} failed with errno ${errno} [${code}]`;
+  }
+}
