@@ -123,8 +123,46 @@ export interface Platform {
   readonly constants: ArchitectureConstants;
 }
 
+/** What `openPlatform` decides from; tests pass their own. */
+export interface RuntimeEnvironment {
+  /** The detected runtime. */
+  readonly runtime: RuntimeName;
+  /** The operating system, as the runtime names it. */
+  readonly os: string;
+  /** The CPU architecture, as the runtime names it. */
+  readonly architecture: string;
+  /** The value of PEERSEC_LIBC, when set and readable. */
+  readonly libcOverride: string | undefined;
+}
+
 /**
- * Checks the platform, picks the backend for this runtime and opens libc.
+ * The environment of this process.
+ *
+ * @example
+ * ```ts
+ * import { currentEnvironment } from "./runtime.ts";
+ * console.log(currentEnvironment().runtime);
+ * ```
+ */
+export function currentEnvironment(): RuntimeEnvironment {
+  const runtime = detectRuntime();
+  return {
+    runtime,
+    os: operatingSystem(runtime),
+    architecture: cpuArchitecture(runtime),
+    libcOverride: libcOverride(runtime),
+  };
+}
+
+const OPENERS: Partial<
+  Record<RuntimeName, (libraryPath: string) => LibcBackend>
+> = {
+  deno: openDenoLibc,
+  bun: openBunLibc,
+};
+
+/**
+ * Checks the platform, picks the backend for the runtime and opens libc.
  * Throws a {@linkcode PeerSecError} that says what to do when any step fails.
  *
  * @example
@@ -133,19 +171,18 @@ export interface Platform {
  * const { backend, constants } = openPlatform();
  * ```
  */
-export function openPlatform(): Platform {
-  const runtime = detectRuntime();
-  const os = operatingSystem(runtime);
+export function openPlatform(
+  environment: RuntimeEnvironment = currentEnvironment(),
+): Platform {
+  const { runtime, os, architecture } = environment;
   if (os !== "linux") {
     throw new PeerSecError(
       `peersec works on Linux only (SO_PEERSEC is a Linux socket option); this is ${os}`,
       { code: "ERR_UNSUPPORTED_PLATFORM" },
     );
   }
-  let open: (libraryPath: string) => LibcBackend;
-  if (runtime === "deno") open = openDenoLibc;
-  else if (runtime === "bun") open = openBunLibc;
-  else {
+  const open = OPENERS[runtime];
+  if (open === undefined) {
     throw new PeerSecError(
       `peersec has no FFI backend for ${
         runtime === "node" ? "Node" : "this runtime"
@@ -153,8 +190,7 @@ export function openPlatform(): Platform {
       { code: "ERR_UNSUPPORTED_RUNTIME" },
     );
   }
-  const architecture = cpuArchitecture(runtime);
-  const candidates = libcCandidates(libcOverride(runtime), architecture);
+  const candidates = libcCandidates(environment.libcOverride, architecture);
   let firstError: unknown;
   for (const candidate of candidates) {
     try {

@@ -40,7 +40,12 @@ test("an SELinux-shaped label: the counted trailing NUL is dropped", () => {
   const label = "system_u:system_r:sshd_t:s0-s0:c0.c1023";
   const { reader, libc } = fakeReader([{ value: withNul(label) }]);
   assert.equal(reader.getPeerSecurityContext(7), label);
-  assert.deepEqual(libc.calls, [{ fd: 7, level: 1, option: 31, capacity: 256 }]);
+  assert.deepEqual(libc.calls, [{
+    fd: 7,
+    level: 1,
+    option: 31,
+    capacity: 256,
+  }]);
   assert.equal(reader.tryGetPeerSecurityContext(7), label);
   assert.deepEqual(reader.getPeerSecurityContextBytes(7), bytes(label));
 });

@@ -54,9 +54,7 @@ export class FakeLibc implements LibcBackend {
       throw new Error(`buffer of ${value.byteLength} < capacity ${capacity}`);
     }
     this.calls.push({ fd, level, option, capacity });
-    const step = this.#steps.length > 1
-      ? this.#steps.shift()!
-      : this.#steps[0];
+    const step = this.#steps.length > 1 ? this.#steps.shift()! : this.#steps[0];
     const result = this.#result;
     if ("errno" in step) {
       result.rc = -1;
@@ -92,12 +90,13 @@ export class FakeLibc implements LibcBackend {
 /** A reader over a fake libc, plus a counter of how often it was opened. */
 export function fakeReader(
   steps: Step[],
+  constants: ArchitectureConstants = GENERIC,
 ): { reader: PeerSecReader; libc: FakeLibc; opened: () => number } {
   const libc = new FakeLibc(steps);
   let opens = 0;
   const reader = new PeerSecReader(() => {
     opens++;
-    return { backend: libc, constants: GENERIC };
+    return { backend: libc, constants };
   });
   return { reader, libc, opened: () => opens };
 }

@@ -1,0 +1,153 @@
+// The real backend of the runtime running the suite, on real sockets of this
+// kernel, checked against independent sources: /proc/<pid>/attr/current for
+// the label, SO_PEERCRED for which process is on the other end.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  closeSync,
+  mkdtempSync,
+  openSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  getPeerSecurityContext,
+  getPeerSecurityContextBytes,
+  PeerSecError,
+  tryGetPeerSecurityContext,
+} from "../mod.ts";
+import { PeerSecReader } from "../src/core.ts";
+import { detectRuntime, openPlatform } from "../src/runtime.ts";
+import { procAttrCurrent, withClientProcessConnection } from "./helpers.ts";
+
+const reader = new PeerSecReader(openPlatform);
+
+function socketPair(): [number, number] {
+  const { AF_UNIX, SOCK_STREAM } = reader.constants.socket;
+  const fds = new Int32Array(2);
+  const result = reader.backend.socketpair(AF_UNIX, SOCK_STREAM, 0, fds);
+  assert.equal(result.rc, 0, `socketpair failed, errno ${result.errno}`);
+  return [fds[0], fds[1]];
+}
+
+function closeFd(fd: number): void {
+  assert.equal(reader.backend.close(fd).rc, 0);
+}
+
+/** The peer's pid by SO_PEERCRED, read through the same backend. */
+function peerPid(fd: number): number {
+  const len = reader.readOption(
+    fd,
+    reader.constants.socket.SO_PEERCRED,
+    "SO_PEERCRED",
+    12,
+  );
+  assert.ok(len >= 12, `SO_PEERCRED gave ${len}`);
+  return new DataView(reader.value.buffer).getInt32(0, true);
+}
+
+/**
+ * What SO_PEERSEC must say for a peer whose /proc label is `expected`: that
+ * label, or, when the kernel has no LSM giving one, ENOPROTOOPT.
+ */
+function assertLabelAgrees(fd: number, expected: string | null): void {
+  if (expected === null) {
+    assert.equal(tryGetPeerSecurityContext(fd), null);
+    for (const read of [getPeerSecurityContext, getPeerSecurityContextBytes]) {
+      assert.throws(() => read(fd), (error) => {
+        assert.ok(error instanceof PeerSecError);
+        assert.equal(error.code, "ENOPROTOOPT");
+        assert.equal(error.errno, reader.constants.errno.ENOPROTOOPT);
+        assert.equal(error.syscall, "getsockopt");
+        assert.equal(error.fd, fd);
+        return true;
+      });
+    }
+  } else {
+    assert.equal(getPeerSecurityContext(fd), expected);
+    assert.equal(tryGetPeerSecurityContext(fd), expected);
+    assert.deepEqual(
+      getPeerSecurityContextBytes(fd),
+      new TextEncoder().encode(expected),
+    );
+  }
+}
+
+test(`the ${detectRuntime()} backend is the one in use`, () => {
+  assert.equal(reader.backend.runtime, detectRuntime());
+  assert.equal(
+    reader.backend.libraryPath,
+    process.env.PEERSEC_LIBC || "libc.so.6",
+  );
+});
+
+test("a socketpair in this process: SO_PEERSEC agrees with /proc/self/attr/current", () => {
+  const [left, right] = socketPair();
+  try {
+    assert.equal(peerPid(left), process.pid);
+    assertLabelAgrees(left, procAttrCurrent(process.pid));
+    assertLabelAgrees(right, procAttrCurrent(process.pid));
+  } finally {
+    closeFd(left);
+    closeFd(right);
+  }
+});
+
+test("an accepted connection from a client process: SO_PEERSEC agrees with the client's /proc label", async () => {
+  await withClientProcessConnection((fd, clientPid) => {
+    assert.notEqual(clientPid, process.pid);
+    assert.equal(peerPid(fd), clientPid);
+    assertLabelAgrees(fd, procAttrCurrent(clientPid));
+  });
+});
+
+test("a closed fd is EBADF, from every function", () => {
+  const [left, right] = socketPair();
+  closeFd(left);
+  closeFd(right);
+  for (
+    const read of [
+      getPeerSecurityContext,
+      getPeerSecurityContextBytes,
+      tryGetPeerSecurityContext,
+    ]
+  ) {
+    assert.throws(() => read(left), (error) => {
+      assert.ok(error instanceof PeerSecError);
+      assert.equal(error.code, "EBADF");
+      assert.equal(error.errno, reader.constants.errno.EBADF);
+      assert.equal(error.fd, left);
+      assert.match(error.message, /not an open file descriptor/);
+      return true;
+    });
+  }
+});
+
+test("a regular file's fd is ENOTSOCK, from every function", () => {
+  const directory = mkdtempSync(join(tmpdir(), "peersec-test-"));
+  const path = join(directory, "plain.txt");
+  writeFileSync(path, "not a socket\n");
+  const fd = openSync(path, "r");
+  try {
+    for (
+      const read of [
+        getPeerSecurityContext,
+        getPeerSecurityContextBytes,
+        tryGetPeerSecurityContext,
+      ]
+    ) {
+      assert.throws(() => read(fd), (error) => {
+        assert.ok(error instanceof PeerSecError);
+        assert.equal(error.code, "ENOTSOCK");
+        assert.equal(error.errno, reader.constants.errno.ENOTSOCK);
+        assert.equal(error.syscall, "getsockopt");
+        return true;
+      });
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(directory, { recursive: true, force: true });
+  }
+});

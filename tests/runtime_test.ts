@@ -1,0 +1,270 @@
+// The runtime detector, platform checks, libc loading, and the constant tables.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { PeerSecError } from "../mod.ts";
+import {
+  type ArchitectureFamily,
+  architectureFamily,
+  constantsFor,
+  type ErrnoName,
+} from "../src/constants.ts";
+import {
+  currentEnvironment,
+  detectRuntime,
+  libcCandidates,
+  openPlatform,
+  type RuntimeEnvironment,
+} from "../src/runtime.ts";
+import { fakeReader, withNul } from "./fake_libc.ts";
+import { fixture } from "./helpers.ts";
+
+const binary = (name: string) =>
+  new URL(`../node_modules/.bin/${name}`, import.meta.url).pathname;
+
+function run(
+  command: string,
+  args: string[],
+  env: Record<string, string> = {},
+) {
+  return execFileSync(command, args, {
+    encoding: "utf8",
+    env: { ...process.env, NO_COLOR: "1", ...env },
+  }).trim();
+}
+
+function assertCode(code: string, pattern?: RegExp) {
+  return (error: unknown) => {
+    assert.ok(error instanceof PeerSecError, String(error));
+    assert.equal(error.code, code);
+    assert.equal(error.errno, undefined);
+    if (pattern) assert.match(error.message, pattern);
+    return true;
+  };
+}
+
+test("the detector names the runtime running it (Deno and Bun also look like Node)", () => {
+  assert.equal(run(binary("deno"), ["run", fixture("detect.ts")]), "deno");
+  assert.equal(run(binary("bun"), [fixture("detect.ts")]), "bun");
+  const here = detectRuntime();
+  assert.equal(here, "Deno" in globalThis ? "deno" : "bun");
+  assert.equal(typeof process.versions.node, "string");
+});
+
+test("a non-Linux platform is ERR_UNSUPPORTED_PLATFORM", () => {
+  const environment: RuntimeEnvironment = {
+    ...currentEnvironment(),
+    os: "darwin",
+  };
+  assert.throws(
+    () => openPlatform(environment),
+    assertCode("ERR_UNSUPPORTED_PLATFORM", /Linux only.*darwin/),
+  );
+});
+
+test("a runtime without a backend is ERR_UNSUPPORTED_RUNTIME naming the supported ones", () => {
+  for (const runtime of ["node", "unknown"] as const) {
+    assert.throws(
+      () => openPlatform({ ...currentEnvironment(), runtime }),
+      assertCode("ERR_UNSUPPORTED_RUNTIME", /Deno .*and Bun/),
+    );
+  }
+});
+
+test("a libc that cannot be loaded is ERR_LIBC_LOAD with the cause attached", () => {
+  const environment = {
+    ...currentEnvironment(),
+    libcOverride: "/nonexistent/libc.so.6",
+  };
+  assert.throws(() => openPlatform(environment), (error) => {
+    assertCode("ERR_LIBC_LOAD", /\/nonexistent\/libc\.so\.6.*PEERSEC_LIBC/)(
+      error,
+    );
+    assert.ok((error as Error).cause instanceof Error);
+    return true;
+  });
+});
+
+test("PEERSEC_LIBC names the library to open instead", () => {
+  const maps = readFileSync("/proc/self/maps", "utf8");
+  const path = maps.match(/\s(\/\S*\/libc\.so\.6)$/m)?.[1];
+  assert.ok(path, "libc.so.6 is mapped into this process");
+  const { backend } = openPlatform({
+    ...currentEnvironment(),
+    libcOverride: path,
+  });
+  assert.equal(backend.libraryPath, path);
+  assert.deepEqual(
+    JSON.parse(run(binary("bun"), [fixture("self_check.ts")], {
+      PEERSEC_LIBC: path,
+    })),
+    { label: null, libraryPath: path },
+  );
+});
+
+test("libc candidates: the override alone, else glibc then musl names", () => {
+  assert.deepEqual(libcCandidates("/x/libc.so", "x64"), ["/x/libc.so"]);
+  assert.deepEqual(libcCandidates(undefined, "x64"), [
+    "libc.so.6",
+    "libc.musl-x86_64.so.1",
+    "libc.so",
+  ]);
+  assert.deepEqual(
+    libcCandidates(undefined, "aarch64")[1],
+    "libc.musl-aarch64.so.1",
+  );
+  assert.deepEqual(
+    libcCandidates(undefined, "arm64")[1],
+    "libc.musl-aarch64.so.1",
+  );
+});
+
+test("Deno without --allow-ffi gets ERR_FFI_PERMISSION, not a crash", () => {
+  const output = JSON.parse(
+    run(binary("deno"), ["run", fixture("self_check.ts")]),
+  );
+  assert.equal(output.code, "ERR_FFI_PERMISSION");
+  assert.match(output.message, /--allow-ffi/);
+});
+
+test("Deno with --allow-ffi restricted to libc's path works (errno read without UnsafePointerView)", () => {
+  const maps = readFileSync("/proc/self/maps", "utf8");
+  const path = maps.match(/\s(\/\S*\/libc\.so\.6)$/m)![1];
+  const output = JSON.parse(run(binary("deno"), [
+    "run",
+    `--allow-ffi=${path}`,
+    "--allow-env=PEERSEC_LIBC",
+    fixture("self_check.ts"),
+  ], { PEERSEC_LIBC: path }));
+  assert.deepEqual(output, { label: null, libraryPath: path });
+});
+
+test("architecture names map to their families", () => {
+  const cases: [string, ArchitectureFamily][] = [
+    ["x64", "generic"],
+    ["x86_64", "generic"],
+    ["arm64", "generic"],
+    ["aarch64", "generic"],
+    ["riscv64", "generic"],
+    ["s390x", "generic"],
+    ["loong64", "generic"],
+    ["ppc64", "powerpc"],
+    ["ppc", "powerpc"],
+    ["mips", "mips"],
+    ["mipsel", "mips"],
+    ["mips64el", "mips"],
+    ["alpha", "alpha"],
+    ["sparc64", "sparc"],
+    ["parisc", "parisc"],
+    ["hppa", "parisc"],
+  ];
+  for (const [arch, family] of cases) {
+    assert.equal(architectureFamily(arch), family, arch);
+  }
+});
+
+test("socket constants per family, from the uapi headers", () => {
+  const rows: [ArchitectureFamily, number[]][] = [
+    // SOL_SOCKET, SO_PEERSEC, SO_PEERCRED, SO_PEERGROUPS, SO_PEERPIDFD, SOCK_STREAM
+    ["generic", [1, 31, 17, 59, 77, 1]],
+    ["powerpc", [1, 31, 21, 59, 77, 1]],
+    ["alpha", [0xffff, 30, 18, 59, 77, 1]],
+    ["mips", [0xffff, 30, 18, 59, 77, 2]],
+    ["parisc", [0xffff, 0x401d, 0x4011, 0x4034, 0x404b, 1]],
+    ["sparc", [0xffff, 0x1e, 0x40, 0x3d, 0x56, 1]],
+  ];
+  for (const [family, expected] of rows) {
+    const s = constantsFor(family).socket;
+    assert.deepEqual(
+      [
+        s.SOL_SOCKET,
+        s.SO_PEERSEC,
+        s.SO_PEERCRED,
+        s.SO_PEERGROUPS,
+        s.SO_PEERPIDFD,
+        s.SOCK_STREAM,
+      ],
+      expected,
+      family,
+    );
+    assert.equal(s.AF_UNIX, 1);
+  }
+});
+
+test("errno values per family, and names that map back one to one", () => {
+  const expected: Record<
+    ArchitectureFamily,
+    Partial<Record<ErrnoName, number>>
+  > = {
+    generic: {
+      EBADF: 9,
+      ERANGE: 34,
+      ENOTSOCK: 88,
+      ENOPROTOOPT: 92,
+      ENODATA: 61,
+      ESRCH: 3,
+      EINVAL: 22,
+    },
+    powerpc: { ENOTSOCK: 88, ENOPROTOOPT: 92, ENODATA: 61 },
+    mips: { ENOTSOCK: 95, ENOPROTOOPT: 99, ENODATA: 61, ENOTCONN: 134 },
+    alpha: { EAGAIN: 35, ENOTSOCK: 38, ENOPROTOOPT: 42, ENODATA: 86 },
+    sparc: { ENOTSOCK: 38, ENOPROTOOPT: 42, ENODATA: 111 },
+    parisc: { ENOTSOCK: 216, ENOPROTOOPT: 220, ENODATA: 51 },
+  };
+  for (const [family, values] of Object.entries(expected)) {
+    const constants = constantsFor(family as ArchitectureFamily);
+    for (const [name, value] of Object.entries(values)) {
+      assert.equal(
+        constants.errno[name as ErrnoName],
+        value,
+        `${family} ${name}`,
+      );
+    }
+    const names = Object.keys(constants.errno);
+    assert.equal(
+      constants.errnoName.size,
+      names.length,
+      `${family}: no two names share a value`,
+    );
+    for (const name of names) {
+      assert.equal(
+        constants.errnoName.get(constants.errno[name as ErrnoName]),
+        name,
+      );
+    }
+  }
+});
+
+test("the core passes each family's level and option, and reads its errno names", () => {
+  const mips = fakeReader(
+    [{ value: withNul("mips_label") }],
+    constantsFor("mips"),
+  );
+  assert.equal(mips.reader.getPeerSecurityContext(3), "mips_label");
+  assert.deepEqual(mips.libc.calls[0], {
+    fd: 3,
+    level: 0xffff,
+    option: 30,
+    capacity: 256,
+  });
+
+  const sparc = fakeReader([{ errno: 42 }], constantsFor("sparc"));
+  assert.equal(sparc.reader.tryGetPeerSecurityContext(3), null);
+  assert.throws(() => sparc.reader.getPeerSecurityContext(3), (error) => {
+    assert.ok(error instanceof PeerSecError);
+    assert.equal(error.code, "ENOPROTOOPT");
+    assert.equal(error.errno, 42);
+    return true;
+  });
+  // 92 is ENOPROTOOPT on generic, but nothing getsockopt sets on SPARC.
+  const clobbered = fakeReader(
+    [{ errno: 92 }, { errno: 38 }],
+    constantsFor("sparc"),
+  );
+  assert.throws(() => clobbered.reader.getPeerSecurityContext(3), (error) => {
+    assert.equal((error as PeerSecError).code, "ENOTSOCK");
+    return true;
+  });
+  assert.equal(clobbered.libc.calls.length, 2);
+});
