@@ -18,13 +18,9 @@
  *
  * @module
  */
-import { PeerSecReader } from "./src/core.ts";
-import { openPlatform } from "./src/runtime.ts";
+import { defaultReader as reader } from "./src/default_reader.ts";
 
 export { PeerSecError, type PeerSecErrorOptions } from "./src/errors.ts";
-
-/** The process-wide reader: libc is opened on the first call, once. */
-const reader = new PeerSecReader(openPlatform);
 
 /**
  * The security context (label) of the peer of a connected socket, as text:

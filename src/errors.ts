@@ -17,7 +17,20 @@ export type PeerSecErrorCode =
   | "ERR_LIBC_LOAD"
   | "ERR_FFI_PERMISSION";
 
-/** What a {@linkcode PeerSecError} is built from. */
+/**
+ * What a {@linkcode PeerSecError} is built from.
+ *
+ * @example
+ * ```ts
+ * import { PeerSecError } from "@peersec/peersec";
+ * const error = new PeerSecError("fd 9 is not a socket", {
+ *   code: "ENOTSOCK",
+ *   errno: 88,
+ *   syscall: "getsockopt",
+ *   fd: 9,
+ * });
+ * ```
+ */
 export interface PeerSecErrorOptions {
   /** errno name (`"ENOPROTOOPT"`) or an `ERR_…` code. */
   code: string;
@@ -63,6 +76,8 @@ export class PeerSecError extends Error {
   readonly fd: number | undefined;
 
   /**
+   * Makes an error; the library throws these, callers usually only read them.
+   *
    * @param message What went wrong, for a person.
    * @param options The machine-readable fields.
    */

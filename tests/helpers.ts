@@ -1,5 +1,6 @@
 // Real sockets and processes for the backend tests, in whichever runtime
 // runs the suite.
+import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
@@ -74,13 +75,16 @@ export async function withClientProcessConnection<T>(
     );
     const socket = await accepted;
     await new Promise((resolve) => socket.once("data", resolve));
+    let result: T;
     try {
-      return await use(netSocketFd(socket), client.pid!);
+      result = await use(netSocketFd(socket), client.pid!);
     } finally {
       socket.end();
-      const code = await exited;
-      if (code !== 0) throw new Error(`client process exited with ${code}`);
+      await exited;
     }
+    const code = await exited;
+    assert.equal(code, 0, `client process exited with ${code}`);
+    return result;
   } finally {
     await new Promise((resolve) => server.close(resolve));
     rmSync(directory, { recursive: true, force: true });

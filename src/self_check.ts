@@ -1,0 +1,105 @@
+/**
+ * The self-check: what this machine's kernel says about socket labels, on a
+ * socketpair made in this process.
+ *
+ * @module
+ */
+import { readFileSync } from "node:fs";
+import { PeerSecError } from "./errors.ts";
+import { defaultReader } from "./default_reader.ts";
+import { currentEnvironment } from "./runtime.ts";
+
+/** What the self-check found. */
+export interface SelfCheckReport {
+  /** Runtime, OS and CPU architecture. */
+  runtime: string;
+  /** The C library that was opened, or null when none could be. */
+  libraryPath: string | null;
+  /** Active security modules from /sys/kernel/security/lsm, or null when unreadable. */
+  securityModules: string[] | null;
+  /** This process's label from /proc/self/attr/current, or null with `processLabelError`. */
+  processLabel: string | null;
+  /** Why /proc/self/attr/current could not be read. */
+  processLabelError: string | null;
+  /** What SO_PEERSEC returned for the socketpair: the label, or null. */
+  socketLabel: string | null;
+  /** The error code when SO_PEERSEC gave no label (`ENOPROTOOPT`, …). */
+  socketError: { code: string; message: string } | null;
+  /** True when SO_PEERSEC returned a label. */
+  labelsAvailable: boolean;
+  /** One sentence for a person. */
+  verdict: string;
+}
+
+function readText(path: string): { text: string | null; error: string | null } {
+  try {
+    return {
+      text: readFileSync(path, "utf8").replace(/\n$/, "").replace(/\0$/, ""),
+      error: null,
+    };
+  } catch (error) {
+    const { code, name } = error as { code?: string; name?: string };
+    if (name === "NotCapable") {
+      // Deno guards /proc/<pid>/attr/* behind --allow-all, not --allow-read.
+      return { text: null, error: "not readable without Deno's --allow-all" };
+    }
+    return { text: null, error: code ?? String(error) };
+  }
+}
+
+/**
+ * Runs the self-check. Throws a `PeerSecError` only when the library itself
+ * cannot run here (platform, runtime, libc, permission).
+ */
+export function selfCheck(): SelfCheckReport {
+  const environment = currentEnvironment();
+  const lsm = readText("/sys/kernel/security/lsm");
+  const processLabel = readText("/proc/self/attr/current");
+  const report: SelfCheckReport = {
+    runtime:
+      `${environment.runtime} on ${environment.os} ${environment.architecture}`,
+    libraryPath: null,
+    securityModules: lsm.text === null
+      ? null
+      : lsm.text.split(",").filter((name) => name !== ""),
+    processLabel: processLabel.text,
+    processLabelError: processLabel.error,
+    socketLabel: null,
+    socketError: null,
+    labelsAvailable: false,
+    verdict: "",
+  };
+  const { backend, constants } = defaultReader;
+  report.libraryPath = backend.libraryPath;
+  const fds = new Int32Array(2);
+  const { AF_UNIX, SOCK_STREAM } = constants.socket;
+  const made = backend.socketpair(AF_UNIX, SOCK_STREAM, 0, fds);
+  if (made.rc !== 0) {
+    throw new PeerSecError(
+      `socketpair failed [${defaultReader.errnoName(made.errno)}]`,
+      {
+        code: defaultReader.errnoName(made.errno),
+        errno: made.errno,
+        syscall: "socketpair",
+      },
+    );
+  }
+  try {
+    report.socketLabel = defaultReader.getPeerSecurityContext(fds[0]);
+    report.labelsAvailable = true;
+    report.verdict = "labels available: SO_PEERSEC reports the peer's label";
+  } catch (error) {
+    if (!(error instanceof PeerSecError) || error.code.startsWith("ERR_LIBC")) {
+      throw error;
+    }
+    report.socketError = { code: error.code, message: error.message };
+    report.verdict = error.code === "ENOPROTOOPT" ||
+        error.code === "ERR_EMPTY_LABEL"
+      ? "no LSM provides socket labels on this kernel"
+      : `SO_PEERSEC failed here: ${error.message}`;
+  } finally {
+    backend.close(fds[0]);
+    backend.close(fds[1]);
+  }
+  return report;
+}
