@@ -19,8 +19,24 @@
  * @module
  */
 import { defaultReader as reader } from "./src/default_reader.ts";
+import {
+  closeFileDescriptor,
+  type PeerCredentials,
+  type PeerIdentity,
+  readPeerCredentials,
+  readPeerGroups,
+  readPeerIdentity,
+  readPeerPidfd,
+} from "./src/identity.ts";
 
 export { PeerSecError, type PeerSecErrorOptions } from "./src/errors.ts";
+export type { PeerCredentials, PeerIdentity } from "./src/identity.ts";
+export {
+  type AppArmorLabel,
+  parseAppArmorLabel,
+  parseSELinuxContext,
+  type SELinuxContext,
+} from "./src/labels.ts";
 
 /**
  * The security context (label) of the peer of a connected socket, as text:
@@ -105,4 +121,133 @@ export function getPeerSecurityContextBytes(fd: number): Uint8Array {
  */
 export function tryGetPeerSecurityContext(fd: number): string | null {
   return reader.tryGetPeerSecurityContext(fd);
+}
+
+/**
+ * The credentials of the peer process when it connected (SO_PEERCRED): its
+ * pid, effective uid and effective gid, as the kernel recorded them — not
+ * anything the peer claims.
+ *
+ * @param fd A connected UNIX socket's file descriptor.
+ * @returns `{ pid, uid, gid }`; `pid` is 0 when the peer's process is not
+ *   visible in this pid namespace.
+ * @throws {TypeError} when `fd` is not a number.
+ * @throws {RangeError} when `fd` is not an integer from 0 to 2³¹−1.
+ * @throws {PeerSecError} `ENODATA` when the socket carries no credentials
+ *   (TCP reports pid 0 and uid/gid 4294967295, which is not an identity);
+ *   `EBADF`, `ENOTSOCK` and other OS failures; `ERR_MALFORMED_ANSWER` for an
+ *   answer shorter than a `struct ucred`.
+ *
+ * @example
+ * ```ts
+ * import { getPeerCredentials } from "@peersec/peersec";
+ *
+ * const fd = 3; // an accepted UNIX-socket connection
+ * const { pid, uid } = getPeerCredentials(fd);
+ * if (uid !== 0) throw new Error(`pid ${pid} is not root`);
+ * ```
+ */
+export function getPeerCredentials(fd: number): PeerCredentials {
+  return readPeerCredentials(reader, fd);
+}
+
+/**
+ * The supplementary groups of the peer process when it connected
+ * (SO_PEERGROUPS). The list is read with the same bounded growth loop as the
+ * label, since the kernel answers ERANGE with the size it needs.
+ *
+ * @param fd A connected UNIX socket's file descriptor.
+ * @returns The group ids, in the kernel's order (possibly empty).
+ * @throws {TypeError} when `fd` is not a number.
+ * @throws {RangeError} when `fd` is not an integer from 0 to 2³¹−1.
+ * @throws {PeerSecError} `ENODATA` when the socket carries no credentials
+ *   (TCP); other OS failures; `ERR_MALFORMED_ANSWER` for a length that is not
+ *   a multiple of 4.
+ *
+ * @example
+ * ```ts
+ * import { getPeerGroups } from "@peersec/peersec";
+ *
+ * const fd = 3;
+ * const mayAdminister = getPeerGroups(fd).includes(27); // "sudo" on Debian
+ * ```
+ */
+export function getPeerGroups(fd: number): number[] {
+  return readPeerGroups(reader, fd);
+}
+
+/**
+ * A pidfd for the peer process (SO_PEERPIDFD, Linux 6.5+): an fd that keeps
+ * referring to that very process even after its pid is reused.
+ *
+ * **The returned fd is new and yours: close it with {@linkcode closeFd}**
+ * (Deno's `node:fs` refuses to close fds it did not open).
+ *
+ * @param fd A connected UNIX socket's file descriptor.
+ * @returns A new pidfd.
+ * @throws {TypeError} when `fd` is not a number.
+ * @throws {RangeError} when `fd` is not an integer from 0 to 2³¹−1.
+ * @throws {PeerSecError} `ENOPROTOOPT` or `EINVAL` on kernels before 6.5 or
+ *   sockets without the option; `ENODATA` or `ESRCH` when the peer process is
+ *   gone or unknown; other OS failures (`EMFILE`, …).
+ *
+ * @example
+ * ```ts
+ * import { closeFd, getPeerPidfd } from "@peersec/peersec";
+ *
+ * const fd = 3;
+ * const pidfd = getPeerPidfd(fd);
+ * try {
+ *   // e.g. poll it to learn when the peer exits
+ * } finally {
+ *   closeFd(pidfd);
+ * }
+ * ```
+ */
+export function getPeerPidfd(fd: number): number {
+  return readPeerPidfd(reader, fd);
+}
+
+/**
+ * Closes a file descriptor with libc's `close`, in every runtime: for the
+ * pidfds {@linkcode getPeerPidfd} returns.
+ *
+ * @param fd The fd to close.
+ * @throws {TypeError} when `fd` is not a number.
+ * @throws {RangeError} when `fd` is not an integer from 0 to 2³¹−1.
+ * @throws {PeerSecError} with `syscall: "close"` (`EBADF` when it is not open).
+ *
+ * @example
+ * ```ts
+ * import { closeFd, getPeerPidfd } from "@peersec/peersec";
+ *
+ * closeFd(getPeerPidfd(3));
+ * ```
+ */
+export function closeFd(fd: number): void {
+  closeFileDescriptor(reader, fd);
+}
+
+/**
+ * Who the peer is, in one call: its credentials, groups and security label.
+ * A missing label is `securityContext: null`, not an exception.
+ *
+ * @param fd A connected UNIX socket's file descriptor.
+ * @returns `{ pid, uid, gid, groups, securityContext }`.
+ * @throws {TypeError} when `fd` is not a number.
+ * @throws {RangeError} when `fd` is not an integer from 0 to 2³¹−1.
+ * @throws {PeerSecError} as {@linkcode getPeerCredentials} (so `ENODATA` on
+ *   TCP) and {@linkcode getPeerGroups}, and for label failures other than "no
+ *   label".
+ *
+ * @example
+ * ```ts
+ * import { getPeerIdentity } from "@peersec/peersec";
+ *
+ * const { pid, uid, groups, securityContext } = getPeerIdentity(3);
+ * console.log(`pid ${pid} uid ${uid} groups ${groups} label ${securityContext ?? "none"}`);
+ * ```
+ */
+export function getPeerIdentity(fd: number): PeerIdentity {
+  return readPeerIdentity(reader, fd);
 }

@@ -98,6 +98,9 @@ export class PeerSecReader {
   #constants: ArchitectureConstants | undefined;
   #validErrno = new Set<number>();
   #value = new Uint8Array(INITIAL_CAPACITY);
+  // Native-endian 32-bit views of #value, for ucred and gid_t[] answers.
+  #valueInt32 = new Int32Array(this.#value.buffer);
+  #valueUint32 = new Uint32Array(this.#value.buffer);
   #decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
   /** @param provide opens libc and names the kernel constants, on first use. */
@@ -196,7 +199,10 @@ export class PeerSecReader {
     let capacity = Math.max(initialCapacity, this.#value.byteLength);
     for (let attempt = 1; attempt <= MAX_GROWTH_ATTEMPTS; attempt++) {
       if (this.#value.byteLength < capacity) {
-        this.#value = new Uint8Array(capacity);
+        // Whole 32-bit words, so the word views cover every byte.
+        this.#value = new Uint8Array(Math.ceil(capacity / 4) * 4);
+        this.#valueInt32 = new Int32Array(this.#value.buffer);
+        this.#valueUint32 = new Uint32Array(this.#value.buffer);
       }
       const { rc, errno, len } = this.#call(fd, option, optionName, capacity);
       if (rc !== -1 && len <= capacity) return len;
@@ -224,6 +230,16 @@ export class PeerSecReader {
   /** The value buffer the last `readOption` filled (valid until the next call). */
   get value(): Uint8Array {
     return this.#value;
+  }
+
+  /** The value buffer as native-endian `int32_t`s (e.g. `struct ucred`). */
+  get valueInt32(): Int32Array {
+    return this.#valueInt32;
+  }
+
+  /** The value buffer as native-endian `uint32_t`s (e.g. `gid_t[]`). */
+  get valueUint32(): Uint32Array {
+    return this.#valueUint32;
   }
 
   /**

@@ -4,19 +4,6 @@
  * @module
  */
 
-/** Codes for failures that are not an errno from the kernel. */
-export type PeerSecErrorCode =
-  | "ERR_EMPTY_LABEL"
-  | "ERR_MALFORMED_LABEL"
-  | "ERR_INVALID_UTF8"
-  | "ERR_LABEL_TOO_LARGE"
-  | "ERR_LABEL_UNSTABLE"
-  | "ERR_ERRNO_UNRELIABLE"
-  | "ERR_UNSUPPORTED_PLATFORM"
-  | "ERR_UNSUPPORTED_RUNTIME"
-  | "ERR_LIBC_LOAD"
-  | "ERR_FFI_PERMISSION";
-
 /**
  * What a {@linkcode PeerSecError} is built from.
  *

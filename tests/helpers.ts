@@ -2,7 +2,7 @@
 // runs the suite.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -54,8 +54,12 @@ export function netSocketFd(socket: net.Socket): number {
  */
 export async function withClientProcessConnection<T>(
   use: (fd: number, clientPid: number) => T | Promise<T>,
+  options: { prefix?: string[] } = {},
 ): Promise<T> {
   const directory = mkdtempSync(join(tmpdir(), "peersec-test-"));
+  // A client started under another uid must reach the socket and have a
+  // writable home (Deno keeps a cache there).
+  chmodSync(directory, 0o777);
   const path = join(directory, "server.sock");
   const server = net.createServer();
   try {
@@ -64,11 +68,17 @@ export async function withClientProcessConnection<T>(
       server.once("error", reject);
     });
     await new Promise<void>((resolve) => server.listen(path, resolve));
-    const [command, ...args] = runtimeCommand(fixture("unix_client.mjs"), [
-      path,
-    ]);
+    chmodSync(path, 0o777);
+    const [command, ...args] = [
+      ...(options.prefix ?? []),
+      ...runtimeCommand(fixture("unix_client.mjs"), [path]),
+    ];
+    const env = options.prefix
+      ? { ...process.env, HOME: directory, DENO_DIR: join(directory, "deno") }
+      : process.env;
     const client = spawn(command, args, {
       stdio: ["ignore", "ignore", "inherit"],
+      env,
     });
     const exited = new Promise<number | null>((resolve) =>
       client.once("exit", resolve)
@@ -88,5 +98,58 @@ export async function withClientProcessConnection<T>(
   } finally {
     await new Promise((resolve) => server.close(resolve));
     rmSync(directory, { recursive: true, force: true });
+  }
+}
+
+/** A process's real/effective ids and groups from /proc/<pid>/status. */
+export function procStatus(
+  pid: number,
+): { uid: number; gid: number; groups: number[] } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const field = (name: string) =>
+    status.match(new RegExp(`^${name}:[ \\t]*(.*)$`, "m"))![1].trim().split(
+      /\s+/,
+    )
+      .filter((value) => value !== "").map(Number);
+  // Uid:/Gid: list real, effective, saved, filesystem: SO_PEERCRED has the effective.
+  return {
+    uid: field("Uid")[1],
+    gid: field("Gid")[1],
+    groups: field("Groups"),
+  };
+}
+
+/** Whether this process may change uid and groups (root). */
+export const isRoot = (): boolean => procStatus(process.pid).uid === 0;
+
+/**
+ * A TCP connection on loopback in this process; calls `use` with the accepted
+ * socket's fd. Deno exposes only a dup of a TCP socket's fd: it is closed here.
+ */
+export async function withTcpConnection<T>(
+  use: (fd: number) => T | Promise<T>,
+  closeDuplicate: (fd: number) => void,
+): Promise<T> {
+  const server = net.createServer();
+  const accepted = new Promise<net.Socket>((resolve) =>
+    server.once("connection", resolve)
+  );
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  const client = net.connect(port, "127.0.0.1");
+  const socket = await accepted;
+  const handle = (socket as unknown as {
+    _handle: { fd?: number; fdForIpc?: () => number };
+  })._handle;
+  const duplicate = typeof handle.fd === "number" && handle.fd >= 0
+    ? undefined
+    : handle.fdForIpc!();
+  try {
+    return await use(duplicate ?? handle.fd!);
+  } finally {
+    if (duplicate !== undefined) closeDuplicate(duplicate);
+    socket.destroy();
+    client.destroy();
+    await new Promise((resolve) => server.close(resolve));
   }
 }
