@@ -75,30 +75,27 @@ export function openLibc(libraryPath: string): LibcBackend {
     };
   }
 
+  /** Fills the shared result right after a call, errno first. */
+  const finish = (rc: number, len: number): CallResult => {
+    result.errno = rc === -1 ? readErrno() : 0;
+    result.rc = rc;
+    result.len = len;
+    return result;
+  };
+
   return {
     runtime: "deno",
     libraryPath,
     getsockopt(fd, level, option, value, capacity) {
       lengthCell[0] = capacity;
       const rc = symbols.getsockopt(fd, level, option, value, lengthCell);
-      result.errno = rc === -1 ? readErrno() : 0;
-      result.rc = rc;
-      result.len = lengthCell[0];
-      return result;
+      return finish(rc, lengthCell[0]);
     },
     socketpair(domain, type, protocol, fds) {
-      const rc = symbols.socketpair(domain, type, protocol, fds);
-      result.errno = rc === -1 ? readErrno() : 0;
-      result.rc = rc;
-      result.len = 0;
-      return result;
+      return finish(symbols.socketpair(domain, type, protocol, fds), 0);
     },
     close(fd) {
-      const rc = symbols.close(fd);
-      result.errno = rc === -1 ? readErrno() : 0;
-      result.rc = rc;
-      result.len = 0;
-      return result;
+      return finish(symbols.close(fd), 0);
     },
   };
 }

@@ -20,17 +20,13 @@ import {
 } from "../mod.ts";
 import { PeerSecReader } from "../src/core.ts";
 import { detectRuntime, openPlatform } from "../src/runtime.ts";
-import { procAttrCurrent, withClientProcessConnection } from "./helpers.ts";
+import {
+  procAttrCurrent,
+  socketPair,
+  withClientProcessConnection,
+} from "./helpers.ts";
 
 const reader = new PeerSecReader(openPlatform);
-
-function socketPair(): [number, number] {
-  const { AF_UNIX, SOCK_STREAM } = reader.constants.socket;
-  const fds = new Int32Array(2);
-  const result = reader.backend.socketpair(AF_UNIX, SOCK_STREAM, 0, fds);
-  assert.equal(result.rc, 0, `socketpair failed, errno ${result.errno}`);
-  return [fds[0], fds[1]];
-}
 
 function closeFd(fd: number): void {
   assert.equal(reader.backend.close(fd).rc, 0);

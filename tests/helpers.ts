@@ -6,6 +6,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { defaultReader } from "../src/default_reader.ts";
 import { detectRuntime } from "../src/runtime.ts";
 
 export const fixture = (name: string): string =>
@@ -152,4 +153,18 @@ export async function withTcpConnection<T>(
     client.destroy();
     await new Promise((resolve) => server.close(resolve));
   }
+}
+
+/** A connected AF_UNIX stream socketpair in this process, made through libc. */
+export function socketPair(): [number, number] {
+  const { AF_UNIX, SOCK_STREAM } = defaultReader.constants.socket;
+  const fds = new Int32Array(2);
+  const { rc, errno } = defaultReader.backend.socketpair(
+    AF_UNIX,
+    SOCK_STREAM,
+    0,
+    fds,
+  );
+  assert.equal(rc, 0, `socketpair failed, errno ${errno}`);
+  return [fds[0], fds[1]];
 }

@@ -24,22 +24,13 @@ import {
   isRoot,
   procAttrCurrent,
   procStatus,
+  socketPair,
   withClientProcessConnection,
   withTcpConnection,
 } from "./helpers.ts";
 
 const words = (...values: number[]) =>
   new Uint8Array(new Uint32Array(values).buffer);
-
-function socketPair(): [number, number] {
-  const { AF_UNIX, SOCK_STREAM } = defaultReader.constants.socket;
-  const fds = new Int32Array(2);
-  assert.equal(
-    defaultReader.backend.socketpair(AF_UNIX, SOCK_STREAM, 0, fds).rc,
-    0,
-  );
-  return [fds[0], fds[1]];
-}
 
 function codeIs(...codes: string[]) {
   return (error: unknown) => {
