@@ -67,6 +67,7 @@ export function openLibc(libraryPath: string): LibcBackend {
 
   return {
     runtime: "bun",
+    ffi: "bun:ffi",
     libraryPath,
     getsockopt(fd, level, option, value, capacity) {
       lengthCell[0] = capacity;

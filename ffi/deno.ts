@@ -85,6 +85,7 @@ export function openLibc(libraryPath: string): LibcBackend {
 
   return {
     runtime: "deno",
+    ffi: "Deno.dlopen",
     libraryPath,
     getsockopt(fd, level, option, value, capacity) {
       lengthCell[0] = capacity;

@@ -24,6 +24,8 @@ export interface CallResult {
 export interface LibcBackend {
   /** The runtime whose FFI this backend uses (`"deno"`, `"bun"`, …). */
   readonly runtime: string;
+  /** The FFI used: `"Deno.dlopen"`, `"bun:ffi"`, `"node:ffi"` or `"koffi"`. */
+  readonly ffi: string;
   /** The library name or path that was opened. */
   readonly libraryPath: string;
   /**

@@ -13,6 +13,11 @@ import {
 import { PeerSecError } from "./errors.ts";
 import { openLibc as openDenoLibc } from "../ffi/deno.ts";
 import { openLibc as openBunLibc } from "../ffi/bun.ts";
+import {
+  nodeFfi,
+  openLibcWithKoffi,
+  openLibcWithNodeFfi,
+} from "../ffi/node.ts";
 
 /** The runtimes the detector tells apart. */
 export type RuntimeName = "deno" | "bun" | "node" | "unknown";
@@ -154,12 +159,37 @@ export function currentEnvironment(): RuntimeEnvironment {
   };
 }
 
-const OPENERS: Partial<
-  Record<RuntimeName, (libraryPath: string) => LibcBackend>
-> = {
-  deno: openDenoLibc,
-  bun: openBunLibc,
-};
+/**
+ * Node's FFI: the built-in `node:ffi` where Node has it (26+), else koffi,
+ * which the application installs (an optional peer dependency of the npm
+ * package). A missing koffi is an error that says what to install.
+ */
+function nodeOpener(): (libraryPath: string) => LibcBackend {
+  if (nodeFfi() !== undefined) return openLibcWithNodeFfi;
+  return (libraryPath) => {
+    try {
+      return openLibcWithKoffi(libraryPath);
+    } catch (error) {
+      if ((error as { code?: string }).code === "MODULE_NOT_FOUND") {
+        throw new PeerSecError(
+          "peersec on Node before 26 needs koffi for FFI: run `npm install koffi` " +
+            "(Node 26+ has node:ffi built in and needs nothing)",
+          { code: "ERR_KOFFI_MISSING", cause: error },
+        );
+      }
+      throw error;
+    }
+  };
+}
+
+function opener(
+  runtime: RuntimeName,
+): ((libraryPath: string) => LibcBackend) | undefined {
+  if (runtime === "deno") return openDenoLibc;
+  if (runtime === "bun") return openBunLibc;
+  if (runtime === "node") return nodeOpener();
+  return undefined;
+}
 
 /**
  * Checks the platform, picks the backend for the runtime and opens libc.
@@ -181,12 +211,11 @@ export function openPlatform(
       { code: "ERR_UNSUPPORTED_PLATFORM" },
     );
   }
-  const open = OPENERS[runtime];
+  const open = opener(runtime);
   if (open === undefined) {
     throw new PeerSecError(
-      `peersec has no FFI backend for ${
-        runtime === "node" ? "Node" : "this runtime"
-      } yet; it runs in Deno (with --allow-ffi) and Bun`,
+      "peersec has no FFI backend for this runtime; it runs in Deno " +
+        "(with --allow-ffi), Bun, and Node (node:ffi on 26+, koffi before)",
       { code: "ERR_UNSUPPORTED_RUNTIME" },
     );
   }
@@ -199,6 +228,7 @@ export function openPlatform(
         constants: constantsFor(architectureFamily(architecture)),
       };
     } catch (error) {
+      if (error instanceof PeerSecError) throw error;
       if (isPermissionError(runtime, error)) {
         throw new PeerSecError(
           `Deno refused to load ${candidate}: run with --allow-ffi ` +

@@ -2,10 +2,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { procAttrCurrent } from "./helpers.ts";
+import { binary, procAttrCurrent, repoRoot } from "./helpers.ts";
 
-const root = new URL("../", import.meta.url).pathname;
-const binary = (name: string) => `${root}node_modules/.bin/${name}`;
+const root = `${repoRoot}/`;
 
 function cli(
   runtime: "deno" | "bun",

@@ -34,6 +34,7 @@ export const withNul = (text: string): Uint8Array => bytes(text + "\0");
 
 export class FakeLibc implements LibcBackend {
   readonly runtime = "fake";
+  readonly ffi = "scripted";
   readonly libraryPath = "fake-libc";
   readonly calls: RecordedCall[] = [];
   #steps: Step[];

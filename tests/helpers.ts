@@ -2,15 +2,41 @@
 // runs the suite.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+} from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { defaultReader } from "../src/default_reader.ts";
 import { detectRuntime } from "../src/runtime.ts";
 
+/**
+ * The repository's root: the nearest folder above this file with deno.json.
+ * The same whether the suite runs from source or from the npm build's JS.
+ */
+export const repoRoot: string = (() => {
+  let directory = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(directory, "deno.json"))) {
+    const parent = dirname(directory);
+    if (parent === directory) throw new Error("no deno.json above the tests");
+    directory = parent;
+  }
+  return directory;
+})();
+
+/** A test fixture (always the source one: Deno and Bun run it as it is). */
 export const fixture = (name: string): string =>
-  new URL(`./fixtures/${name}`, import.meta.url).pathname;
+  join(repoRoot, "tests", "fixtures", name);
+
+/** A dev tool installed by `npm install` (deno, bun, …). */
+export const binary = (name: string): string =>
+  join(repoRoot, "node_modules", ".bin", name);
 
 /** The command line that runs a JS file in the runtime running the tests. */
 export function runtimeCommand(script: string, args: string[]): string[] {

@@ -1,0 +1,200 @@
+/**
+ * Node backends: the built-in `node:ffi` (Node 26+, experimental) and `koffi`
+ * (an npm package with prebuilt binaries, for older Node). Both are reached
+ * synchronously, when the backend is opened, so that other runtimes never
+ * load them.
+ *
+ * @module
+ */
+import type { CallResult, LibcBackend } from "../src/backend.ts";
+
+/** The slice of `node:ffi` this backend uses. */
+interface NodeFfi {
+  dlopen(
+    path: string,
+    definitions: Record<
+      string,
+      { arguments: readonly string[]; return: string }
+    >,
+  ): { functions: Record<string, (...args: unknown[]) => unknown> };
+  getInt32(pointer: bigint, offset?: number): number;
+}
+
+/** The slice of `koffi` this backend uses. */
+interface Koffi {
+  load(path: string): {
+    func(declaration: string): (...args: unknown[]) => unknown;
+  };
+  errno(): number;
+}
+
+interface NodeProcess {
+  getBuiltinModule?(id: string): unknown;
+}
+
+function builtin<T>(id: string): T | undefined {
+  const process = (globalThis as { process?: NodeProcess }).process;
+  return process?.getBuiltinModule?.(id) as T | undefined;
+}
+
+/**
+ * `node:ffi` when this Node has it (26+, unless run with
+ * `--no-experimental-ffi`), else undefined.
+ *
+ * @example
+ * ```ts
+ * import { nodeFfi } from "./node.ts";
+ * console.log(nodeFfi() ? "node:ffi" : "koffi needed");
+ * ```
+ */
+export function nodeFfi(): NodeFfi | undefined {
+  const ffi = builtin<Partial<NodeFfi>>("node:ffi");
+  return typeof ffi?.dlopen === "function" ? ffi as NodeFfi : undefined;
+}
+
+/** Shared tail of both adapters: fill the one result object. */
+function adapter(
+  ffi: string,
+  libraryPath: string,
+  readErrno: () => number,
+  symbols: {
+    getsockopt(
+      fd: number,
+      level: number,
+      option: number,
+      value: Uint8Array,
+      length: Uint32Array,
+    ): number;
+    socketpair(
+      domain: number,
+      type: number,
+      protocol: number,
+      fds: Int32Array,
+    ): number;
+    close(fd: number): number;
+  },
+): LibcBackend {
+  const lengthCell = new Uint32Array(1);
+  const result: CallResult = { rc: 0, errno: 0, len: 0 };
+  /** Fills the shared result right after a call, errno first. */
+  const finish = (rc: number, len: number): CallResult => {
+    result.errno = rc === -1 ? readErrno() : 0;
+    result.rc = rc;
+    result.len = len;
+    return result;
+  };
+  return {
+    runtime: "node",
+    ffi,
+    libraryPath,
+    getsockopt(fd, level, option, value, capacity) {
+      lengthCell[0] = capacity;
+      const rc = symbols.getsockopt(fd, level, option, value, lengthCell);
+      return finish(rc, lengthCell[0]);
+    },
+    socketpair(domain, type, protocol, fds) {
+      return finish(symbols.socketpair(domain, type, protocol, fds), 0);
+    },
+    close(fd) {
+      return finish(symbols.close(fd), 0);
+    },
+  };
+}
+
+/**
+ * Opens libc with Node's built-in `node:ffi`. Node prints its
+ * "FFI is an experimental feature" warning once, on first use.
+ *
+ * @example
+ * ```ts
+ * import { openLibcWithNodeFfi } from "./node.ts";
+ * const libc = openLibcWithNodeFfi("libc.so.6");
+ * ```
+ */
+export function openLibcWithNodeFfi(libraryPath: string): LibcBackend {
+  const ffi = nodeFfi();
+  if (ffi === undefined) throw new Error("node:ffi is not available");
+  const { functions } = ffi.dlopen(libraryPath, {
+    getsockopt: {
+      arguments: [
+        "i32", // int sockfd
+        "i32", // int level
+        "i32", // int optname
+        "pointer", // void *optval
+        "pointer", // socklen_t *optlen
+      ],
+      return: "i32", // int
+    },
+    socketpair: {
+      arguments: [
+        "i32", // int domain
+        "i32", // int type
+        "i32", // int protocol
+        "pointer", // int sv[2]
+      ],
+      return: "i32", // int
+    },
+    close: {
+      arguments: ["i32"], // int fd
+      return: "i32", // int
+    },
+    __errno_location: {
+      arguments: [],
+      return: "pointer", // int * (this thread's errno)
+    },
+  });
+  // errno lives at a per-thread address that never moves: look it up once.
+  const errnoPointer = functions.__errno_location() as bigint;
+  return adapter(
+    "node:ffi",
+    libraryPath,
+    () => ffi.getInt32(errnoPointer, 0),
+    functions as unknown as Parameters<typeof adapter>[3],
+  );
+}
+
+/**
+ * Loads `koffi` from the application's dependencies. Throws Node's
+ * MODULE_NOT_FOUND error when it is not installed.
+ */
+function requireKoffi(): Koffi {
+  const module = builtin<{
+    createRequire(from: string): (id: string) => unknown;
+  }>("node:module");
+  if (module === undefined) throw new Error("node:module is not available");
+  return module.createRequire(import.meta.url)("koffi") as Koffi;
+}
+
+/**
+ * Opens libc with `koffi` (Node 20-24). Throws Node's MODULE_NOT_FOUND error
+ * when koffi is not installed.
+ *
+ * @example
+ * ```ts
+ * import { openLibcWithKoffi } from "./node.ts";
+ * const libc = openLibcWithKoffi("libc.so.6");
+ * ```
+ */
+export function openLibcWithKoffi(libraryPath: string): LibcBackend {
+  const koffi = requireKoffi();
+  const library = koffi.load(libraryPath);
+  const symbols = {
+    getsockopt: library.func(
+      // int sockfd, int level, int optname, void *optval, socklen_t *optlen
+      "int getsockopt(int, int, int, void *, void *)",
+    ),
+    socketpair: library.func(
+      // int domain, int type, int protocol, int sv[2]
+      "int socketpair(int, int, int, void *)",
+    ),
+    close: library.func("int close(int)"), // int fd
+  };
+  // koffi.errno() reads this thread's errno; nothing runs between the call
+  // and the read.
+  return adapter(
+    "koffi",
+    libraryPath,
+    () => koffi.errno(),
+    symbols as unknown as Parameters<typeof adapter>[3],
+  );
+}
