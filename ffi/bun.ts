@@ -1,8 +1,9 @@
 /**
  * Bun backend: libc through `bun:ffi`.
  *
- * `bun:ffi` exists only in Bun, so it is required when the backend is opened,
- * never imported at the top of a module that other runtimes load.
+ * `bun:ffi` exists only in Bun, so it is fetched when the backend is opened,
+ * never imported at the top of a module that other runtimes (or bundlers)
+ * load.
  *
  * @module
  */
@@ -20,9 +21,11 @@ import type { CallResult, LibcBackend } from "../src/backend.ts";
  * ```
  */
 export function openLibc(libraryPath: string): LibcBackend {
-  const { dlopen, FFIType, read } = import.meta.require(
-    "bun:ffi",
-  ) as typeof BunFFI;
+  // process.getBuiltinModule reaches bun:ffi synchronously, also from a
+  // bundle without import.meta.
+  const { dlopen, FFIType, read } = (process as unknown as {
+    getBuiltinModule(id: string): unknown;
+  }).getBuiltinModule("bun:ffi") as typeof BunFFI;
   const { symbols } = dlopen(libraryPath, {
     getsockopt: {
       args: [

@@ -162,7 +162,15 @@ function requireKoffi(): Koffi {
     createRequire(from: string): (id: string) => unknown;
   }>("node:module");
   if (module === undefined) throw new Error("node:module is not available");
-  return module.createRequire(import.meta.url)("koffi") as Koffi;
+  // Resolve koffi from this package's place among the application's
+  // dependencies. A bundle in CommonJS form has no import.meta.url: resolve
+  // from the application's main script (or the working directory) instead.
+  const process = (globalThis as {
+    process?: { argv?: string[]; cwd?(): string };
+  }).process;
+  const from = import.meta.url ??
+    process?.argv?.[1] ?? `${process?.cwd?.() ?? "."}/`;
+  return module.createRequire(from)("koffi") as Koffi;
 }
 
 /**

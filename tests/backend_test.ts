@@ -72,7 +72,19 @@ function assertLabelAgrees(fd: number, expected: string | null): void {
 }
 
 test(`the ${detectRuntime()} backend is the one in use`, () => {
-  assert.equal(reader.backend.runtime, detectRuntime());
+  const runtime = detectRuntime();
+  assert.equal(reader.backend.runtime, runtime);
+  const nodeMajor = Number(process.versions.node.split(".")[0]);
+  assert.equal(
+    reader.backend.ffi,
+    runtime === "deno"
+      ? "Deno.dlopen"
+      : runtime === "bun"
+      ? "bun:ffi"
+      : nodeMajor >= 26
+      ? "node:ffi"
+      : "koffi",
+  );
   assert.equal(
     reader.backend.libraryPath,
     process.env.PEERSEC_LIBC || "libc.so.6",
