@@ -44,7 +44,9 @@ const clientScript = join(directory, "client.mjs");
 writeFileSync(
   clientScript,
   `import net from "node:net";
-   const socket = net.createConnection(${JSON.stringify(path)}, () => socket.write("hi"));
+   const socket = net.createConnection(${
+    JSON.stringify(path)
+  }, () => socket.write("hi"));
    socket.on("data", () => {});
    socket.on("end", () => socket.end());
    socket.on("close", () => process.exit(0));`,

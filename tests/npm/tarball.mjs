@@ -79,7 +79,11 @@ function run(command, args, cwd) {
 function assertAgrees(report, runtime) {
   assert.equal(report.runtime, runtime);
   assert.equal(report.error, undefined, report.message);
-  assert.equal(report.peerPid, report.clientPid, "SO_PEERCRED names the client");
+  assert.equal(
+    report.peerPid,
+    report.clientPid,
+    "SO_PEERCRED names the client",
+  );
   if (report.procLabel === null) {
     assert.equal(report.label.code, "ENOPROTOOPT");
     assert.equal(report.label.errno, 92);
@@ -100,7 +104,10 @@ before(() => {
   );
   work = mkdtempSync(join(tmpdir(), "peersec-tarball-"));
   const packed = JSON.parse(
-    npm(["pack", join(root, "npm"), "--pack-destination", work, "--json"], work),
+    npm(
+      ["pack", join(root, "npm"), "--pack-destination", work, "--json"],
+      work,
+    ),
   );
   tarball = join(work, packed[0].filename);
   const files = packed[0].files.map((file) => file.path);
@@ -116,8 +123,14 @@ after(() => {
 });
 
 test("Node 20 + koffi reads the peer of a real connection", () => {
-  assert.match(spawnSync(tools.node20, ["--version"], { encoding: "utf8" }).stdout, /^v20\./);
-  assertAgrees(run(tools.node20, ["smoke.mjs"], consumers.withKoffi).report, "node20");
+  assert.match(
+    spawnSync(tools.node20, ["--version"], { encoding: "utf8" }).stdout,
+    /^v20\./,
+  );
+  assertAgrees(
+    run(tools.node20, ["smoke.mjs"], consumers.withKoffi).report,
+    "node20",
+  );
 });
 
 test("Node 26 uses node:ffi and needs no koffi", () => {
@@ -132,7 +145,8 @@ test("Bun reads the peer without koffi", () => {
 
 test("Deno runs the npm package from node_modules", () => {
   assertAgrees(
-    run(tools.deno, ["run", "--allow-all", "smoke.mjs"], consumers.plain).report,
+    run(tools.deno, ["run", "--allow-all", "smoke.mjs"], consumers.plain)
+      .report,
     "deno",
   );
 });
@@ -183,7 +197,10 @@ for (const format of ["cjs", "esm"]) {
       "--log-level=error",
     ], { cwd: consumers.withKoffi, encoding: "utf8" });
     assert.equal(build.status, 0, build.stderr);
-    assertAgrees(run(tools.node20, [outfile], consumers.withKoffi).report, "node20");
+    assertAgrees(
+      run(tools.node20, [outfile], consumers.withKoffi).report,
+      "node20",
+    );
     assertAgrees(run(tools.bun, [outfile], consumers.withKoffi).report, "bun");
   });
 }
