@@ -6,7 +6,10 @@
  * package.json, copies README and LICENSE, and runs the test suite on the
  * emitted JavaScript in Node 20 (koffi), Node 26 (node:ffi) and Bun.
  *
- *     deno run -A build_npm.ts [version]    (version defaults to deno.json's)
+ *     deno run -A build_npm.ts [version] [--skip-tests]
+ *
+ * The version defaults to deno.json's. --skip-tests builds without running the
+ * suite (for the benchmark); the package is then unproven.
  *
  * Exits non-zero on a type error or a failing test.
  *
@@ -32,7 +35,9 @@ const out = join(root, "npm");
 const esm = join(out, "esm");
 const results = join(root, ".test-results");
 const denoJson = JSON.parse(readFileSync(join(root, "deno.json"), "utf8"));
-const version: string = Deno.args[0] ?? denoJson.version;
+const skipTests = Deno.args.includes("--skip-tests");
+const version: string = Deno.args.find((arg) => !arg.startsWith("--")) ??
+  denoJson.version;
 if (!/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(version)) {
   console.error(`build_npm: "${version}" is not a semver version`);
   Deno.exit(2);
@@ -211,6 +216,12 @@ copyFileSync(join(root, "README.md"), join(out, "README.md"));
 copyFileSync(join(root, "LICENSE"), join(out, "LICENSE"));
 
 // ---- the suite, on the emitted JavaScript --------------------------------------
+
+if (skipTests) {
+  rmSync(join(esm, "tests"), { recursive: true, force: true });
+  console.log(`\nbuild_npm: npm/ holds peersec@${version} (tests skipped)`);
+  Deno.exit(0);
+}
 
 /** Node 26, from tools/node26 (`npm ci --prefix tools/node26`). */
 const NODE_26 = join(

@@ -18,6 +18,7 @@ interface NodeFfi {
     >,
   ): { functions: Record<string, (...args: unknown[]) => unknown> };
   getInt32(pointer: bigint, offset?: number): number;
+  getRawPointer(source: ArrayBufferView): bigint;
 }
 
 /** The slice of `koffi` this backend uses. */
@@ -52,52 +53,16 @@ export function nodeFfi(): NodeFfi | undefined {
   return typeof ffi?.dlopen === "function" ? ffi as NodeFfi : undefined;
 }
 
-/** Shared tail of both adapters: fill the one result object. */
-function adapter(
-  ffi: string,
-  libraryPath: string,
+/** One reused result object, filled right after each call, errno first. */
+function resultFiller(
   readErrno: () => number,
-  symbols: {
-    getsockopt(
-      fd: number,
-      level: number,
-      option: number,
-      value: Uint8Array,
-      length: Uint32Array,
-    ): number;
-    socketpair(
-      domain: number,
-      type: number,
-      protocol: number,
-      fds: Int32Array,
-    ): number;
-    close(fd: number): number;
-  },
-): LibcBackend {
-  const lengthCell = new Uint32Array(1);
+): (rc: number, len: number) => CallResult {
   const result: CallResult = { rc: 0, errno: 0, len: 0 };
-  /** Fills the shared result right after a call, errno first. */
-  const finish = (rc: number, len: number): CallResult => {
+  return (rc, len) => {
     result.errno = rc === -1 ? readErrno() : 0;
     result.rc = rc;
     result.len = len;
     return result;
-  };
-  return {
-    runtime: "node",
-    ffi,
-    libraryPath,
-    getsockopt(fd, level, option, value, capacity) {
-      lengthCell[0] = capacity;
-      const rc = symbols.getsockopt(fd, level, option, value, lengthCell);
-      return finish(rc, lengthCell[0]);
-    },
-    socketpair(domain, type, protocol, fds) {
-      return finish(symbols.socketpair(domain, type, protocol, fds), 0);
-    },
-    close(fd) {
-      return finish(symbols.close(fd), 0);
-    },
   };
 }
 
@@ -120,8 +85,8 @@ export function openLibcWithNodeFfi(libraryPath: string): LibcBackend {
         "i32", // int sockfd
         "i32", // int level
         "i32", // int optname
-        "pointer", // void *optval
-        "pointer", // socklen_t *optlen
+        "pointer", // void *optval (a raw address, see below)
+        "pointer", // socklen_t *optlen (a raw address)
       ],
       return: "i32", // int
     },
@@ -143,14 +108,59 @@ export function openLibcWithNodeFfi(libraryPath: string): LibcBackend {
       return: "pointer", // int * (this thread's errno)
     },
   });
+  const call = functions as unknown as {
+    getsockopt(
+      fd: number,
+      level: number,
+      option: number,
+      value: bigint,
+      length: bigint,
+    ): number;
+    socketpair(
+      domain: number,
+      type: number,
+      protocol: number,
+      fds: Int32Array,
+    ): number;
+    close(fd: number): number;
+  };
   // errno lives at a per-thread address that never moves: look it up once.
   const errnoPointer = functions.__errno_location() as bigint;
-  return adapter(
-    "node:ffi",
+  const finish = resultFiller(() => ffi.getInt32(errnoPointer, 0));
+  // node:ffi converts a typed array argument to a pointer on every call, which
+  // costs about a third of the call. The core reuses its buffers, so their
+  // addresses are taken once (again only when the core grows its buffer). Both
+  // live in ArrayBuffers of their own, which V8 never moves.
+  const lengthCell = new Uint32Array(new ArrayBuffer(8), 0, 1);
+  const lengthPointer = ffi.getRawPointer(lengthCell);
+  let lastValue: Uint8Array | undefined;
+  let lastValuePointer = 0n;
+  return {
+    runtime: "node",
+    ffi: "node:ffi",
     libraryPath,
-    () => ffi.getInt32(errnoPointer, 0),
-    functions as unknown as Parameters<typeof adapter>[3],
-  );
+    getsockopt(fd, level, option, value, capacity) {
+      if (value !== lastValue) {
+        lastValue = value;
+        lastValuePointer = ffi.getRawPointer(value);
+      }
+      lengthCell[0] = capacity;
+      const rc = call.getsockopt(
+        fd,
+        level,
+        option,
+        lastValuePointer,
+        lengthPointer,
+      );
+      return finish(rc, lengthCell[0]);
+    },
+    socketpair(domain, type, protocol, fds) {
+      return finish(call.socketpair(domain, type, protocol, fds), 0);
+    },
+    close(fd) {
+      return finish(call.close(fd), 0);
+    },
+  };
 }
 
 /**
@@ -197,12 +207,40 @@ export function openLibcWithKoffi(libraryPath: string): LibcBackend {
     ),
     close: library.func("int close(int)"), // int fd
   };
+  const call = symbols as unknown as {
+    getsockopt(
+      fd: number,
+      level: number,
+      option: number,
+      value: Uint8Array,
+      length: Uint32Array,
+    ): number;
+    socketpair(
+      domain: number,
+      type: number,
+      protocol: number,
+      fds: Int32Array,
+    ): number;
+    close(fd: number): number;
+  };
   // koffi.errno() reads this thread's errno; nothing runs between the call
   // and the read.
-  return adapter(
-    "koffi",
+  const finish = resultFiller(() => koffi.errno());
+  const lengthCell = new Uint32Array(1);
+  return {
+    runtime: "node",
+    ffi: "koffi",
     libraryPath,
-    () => koffi.errno(),
-    symbols as unknown as Parameters<typeof adapter>[3],
-  );
+    getsockopt(fd, level, option, value, capacity) {
+      lengthCell[0] = capacity;
+      const rc = call.getsockopt(fd, level, option, value, lengthCell);
+      return finish(rc, lengthCell[0]);
+    },
+    socketpair(domain, type, protocol, fds) {
+      return finish(call.socketpair(domain, type, protocol, fds), 0);
+    },
+    close(fd) {
+      return finish(call.close(fd), 0);
+    },
+  };
 }

