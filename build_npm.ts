@@ -193,6 +193,9 @@ const packageJson = {
     "./package.json": "./package.json",
   },
   types: "./esm/mod.d.ts",
+  bin: {
+    peersec: "./esm/cli.js",
+  },
   engines: {
     node: ">=20.19",
     bun: ">=1.1",

@@ -1,33 +1,52 @@
+#!/usr/bin/env node
 /**
- * The `peersec` command.
+ * The `peersec` command: who is on the other end of a UNIX socket.
  *
- *     peersec [self] [--json]    self-check on a socketpair in this process
+ *     peersec [self] [--json]        self-check on a socketpair in this process
+ *     peersec probe <path> [--json]  connect and show the server side's identity
+ *     peersec serve <path> [--json]  listen and show each client's identity
  *
- * Exit codes: 0 the check ran (whatever the verdict), 1 the library cannot run
- * here (platform, runtime, libc, Deno permission), 2 bad usage.
+ * Exit codes: 0 done; 1 the check or connection failed, or peersec cannot run
+ * here (platform, runtime, libc, permission); 2 bad usage.
  *
  * @example
  * ```sh
- * deno run --allow-ffi --allow-read jsr:@peersec/peersec/cli self
+ * deno run --allow-ffi --allow-read --allow-net jsr:@peersec/peersec/cli probe /run/dbus/system_bus_socket
+ * npx peersec serve /tmp/who.sock --json
  * ```
  *
  * @module
  */
+import { realpathSync, rmSync, statSync } from "node:fs";
+import net from "node:net";
+import { fileURLToPath } from "node:url";
+import { defaultReader } from "./src/default_reader.ts";
 import { PeerSecError } from "./src/errors.ts";
+import { describePeer, formatPeer } from "./src/peer_description.ts";
 import { selfCheck, type SelfCheckReport } from "./src/self_check.ts";
+import { borrowSocketFd } from "./src/socket_fd.ts";
 
 const USAGE = `usage: peersec [self] [--json]
+       peersec probe <unix-socket-path> [--json]
+       peersec serve <unix-socket-path> [--json]
 
-  self      (default) check what SO_PEERSEC returns on this machine, on a
-            socketpair made in this process
-  --json    print one JSON object instead of text
+  self      (default) what SO_PEERSEC returns on this machine: active
+            security modules, this process's label, and a socketpair's peer
+  probe     connect to a listening UNIX socket and print the identity of the
+            process that serves it: pid, executable, uid, gid, groups, label
+  serve     listen on a new UNIX socket and print each client's identity as
+            it connects (and send it to the client), until interrupted
+  --json    one JSON object (for serve: one per line) instead of text
   --help    show this help
 
-exit codes: 0 the check ran, 1 peersec cannot run here, 2 bad usage`;
+exit codes: 0 done, 1 failed (or peersec cannot run here), 2 bad usage`;
+
+/** A failure to report in one line, with exit code 1. */
+class CliFailure extends Error {}
 
 function formatReport(report: SelfCheckReport): string {
-  const lines = [
-    `peersec self-check (${report.runtime}, ${report.libraryPath})`,
+  return [
+    `peersec self-check (${report.runtime}, ${report.libraryPath} via ${report.ffi})`,
     `  security modules:      ${
       report.securityModules === null
         ? "unknown (/sys/kernel/security/lsm not readable)"
@@ -41,41 +60,178 @@ function formatReport(report: SelfCheckReport): string {
       report.socketLabel ?? report.socketError?.code
     }`,
     `verdict: ${report.verdict}`,
-  ];
-  return lines.join("\n");
+  ].join("\n");
 }
 
-/** Runs the CLI with the given arguments; returns the exit code. */
-export function main(args: string[]): number {
+/** Plain words for the errors a person causes with a path. */
+function pathFailure(path: string, error: unknown): CliFailure {
+  const { code, name, message } = error as {
+    code?: string;
+    name?: string;
+    message?: string;
+  };
+  if (name === "NotCapable" || name === "PermissionDenied") {
+    return new CliFailure(
+      `Deno needs --allow-net --allow-read --allow-write for ${path}: ${message}`,
+    );
+  }
+  const words: Record<string, string> = {
+    ENOENT: "no such file or directory",
+    EACCES: "permission denied",
+    EPERM: "permission denied",
+    ECONNREFUSED: "nothing is listening there",
+    ENOTSOCK: "not a socket",
+    EADDRINUSE: "already exists (remove it or choose another path)",
+    ENOTDIR: "a part of the path is not a directory",
+    ETIMEDOUT: "timed out connecting",
+    ENAMETOOLONG: "path too long for a UNIX socket",
+  };
+  return new CliFailure(`${path}: ${words[code ?? ""] ?? message ?? code}`);
+}
+
+function probe(path: string, json: boolean): Promise<void> {
+  let stats;
+  try {
+    stats = statSync(path);
+  } catch (error) {
+    throw pathFailure(path, error);
+  }
+  if (!stats.isSocket()) throw new CliFailure(`${path}: not a socket`);
+  return new Promise((resolve, reject) => {
+    const socket = net.createConnection(path);
+    socket.setTimeout(5000, () => {
+      socket.destroy();
+      reject(pathFailure(path, { code: "ETIMEDOUT" }));
+    });
+    socket.once("error", (error) => reject(pathFailure(path, error)));
+    socket.once("connect", () => {
+      try {
+        const peer = describePeer(
+          defaultReader,
+          borrowSocketFd(defaultReader, socket),
+        );
+        console.log(json ? JSON.stringify(peer) : formatPeer(peer));
+        resolve();
+      } catch (error) {
+        reject(error);
+      } finally {
+        socket.destroy();
+      }
+    });
+  });
+}
+
+function serve(path: string, json: boolean): Promise<void> {
+  let exists = true;
+  try {
+    statSync(path);
+  } catch {
+    exists = false;
+  }
+  if (exists) throw pathFailure(path, { code: "EADDRINUSE" });
+  return new Promise((resolve, reject) => {
+    const server = net.createServer((socket) => {
+      socket.on("error", () => {}); // a client that goes away is its business
+      try {
+        const peer = describePeer(
+          defaultReader,
+          borrowSocketFd(defaultReader, socket),
+        );
+        console.log(json ? JSON.stringify(peer) : `${formatPeer(peer)}\n`);
+        socket.end(JSON.stringify(peer) + "\n");
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        console.error(`peersec: a client: ${message}`);
+        socket.destroy();
+      }
+    });
+    server.once("error", (error) => reject(pathFailure(path, error)));
+    server.listen(path, () => {
+      console.error(`peersec: listening on ${path} (Ctrl-C to stop)`);
+    });
+    const stop = () => {
+      server.close();
+      rmSync(path, { force: true }); // in case the runtime left the file
+      resolve();
+    };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+}
+
+/** Runs the CLI with the given arguments; resolves to the exit code. */
+export async function main(args: string[]): Promise<number> {
   const json = args.includes("--json");
   const rest = args.filter((arg) => arg !== "--json");
   if (rest.includes("--help") || rest.includes("-h")) {
     console.log(USAGE);
     return 0;
   }
-  const command = rest[0] ?? "self";
-  if (command !== "self" || rest.length > 1) {
-    console.error(`peersec: unknown arguments: ${rest.join(" ")}\n${USAGE}`);
+  const [command = "self", ...operands] = rest;
+  const unknownOption = operands.find((arg) => arg.startsWith("-"));
+  const usage = (problem: string) => {
+    console.error(`peersec: ${problem}\n\n${USAGE}`);
     return 2;
-  }
+  };
+  if (unknownOption) return usage(`unknown option ${unknownOption}`);
   try {
-    const report = selfCheck();
-    console.log(json ? JSON.stringify(report) : formatReport(report));
+    if (command === "self" && operands.length === 0) {
+      const report = selfCheck();
+      console.log(json ? JSON.stringify(report) : formatReport(report));
+    } else if (command === "probe" || command === "serve") {
+      if (operands.length !== 1 || operands[0] === "") {
+        return usage(`${command} takes one UNIX socket path`);
+      }
+      await (command === "probe" ? probe : serve)(operands[0], json);
+    } else {
+      return usage(`unknown arguments: ${rest.join(" ")}`);
+    }
     return 0;
   } catch (error) {
-    if (!(error instanceof PeerSecError)) throw error;
-    if (json) {
-      console.log(
-        JSON.stringify({ error: error.code, message: error.message }),
-      );
-    } else {
-      console.error(`peersec: ${error.message} [${error.code}]`);
+    if (error instanceof PeerSecError) {
+      if (json) {
+        console.log(
+          JSON.stringify({ error: error.code, message: error.message }),
+        );
+      } else {
+        console.error(`peersec: ${error.message} [${error.code}]`);
+      }
+      return 1;
     }
-    return 1;
+    if (error instanceof CliFailure) {
+      console.error(`peersec: ${error.message}`);
+      return 1;
+    }
+    const { name, message } = error as { name?: string; message?: string };
+    if (name === "NotCapable" || name === "PermissionDenied") {
+      console.error(
+        `peersec: ${message?.split("\n")[0]} (Deno: peersec needs ` +
+          "--allow-ffi --allow-read, and --allow-net --allow-write for probe and serve)",
+      );
+      return 1;
+    }
+    throw error;
   }
 }
 
-if (import.meta.main) {
+/** True when this file is the program being run (Deno, Bun, and any Node). */
+function isMain(): boolean {
+  const meta = import.meta as ImportMeta & { main?: boolean };
+  if (typeof meta.main === "boolean") return meta.main;
+  const script = (globalThis as { process?: { argv?: string[] } }).process
+    ?.argv?.[1];
+  if (!script) return false;
+  try {
+    return realpathSync(script) ===
+      realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
   const args = typeof Deno === "object" ? Deno.args : process.argv.slice(2);
-  process.exitCode = main(args);
+  main(args).then((code) => {
+    process.exitCode = code;
+  });
 }

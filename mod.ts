@@ -19,6 +19,8 @@
  * @module
  */
 import { defaultReader as reader } from "./src/default_reader.ts";
+import { type ListenFd, readListenFds } from "./src/activation.ts";
+import { borrowSocketFd, withFoundSocketFd } from "./src/socket_fd.ts";
 import {
   closeFileDescriptor,
   type PeerCredentials,
@@ -31,6 +33,7 @@ import {
 
 export { PeerSecError, type PeerSecErrorOptions } from "./src/errors.ts";
 export type { PeerCredentials, PeerIdentity } from "./src/identity.ts";
+export type { ListenFd } from "./src/activation.ts";
 export {
   type AppArmorLabel,
   parseAppArmorLabel,
@@ -250,4 +253,96 @@ export function closeFd(fd: number): void {
  */
 export function getPeerIdentity(fd: number): PeerIdentity {
   return readPeerIdentity(reader, fd);
+}
+
+/**
+ * The fd of a connection object, borrowed: it stays the socket's, so do not
+ * close it. Works for `node:net` sockets in Node, Bun and Deno (UNIX sockets;
+ * TCP in Node and Bun), `req.socket` of `node:http` in Node and Deno, and
+ * `Bun.listen` sockets.
+ *
+ * Deno exposes only a *duplicate* of a TCP socket's fd, which this function
+ * cannot hand out without leaking it: use {@linkcode withSocketFd}, which
+ * works everywhere and closes the duplicate.
+ *
+ * @param socket A connection object.
+ * @returns Its fd.
+ * @throws {TypeError} for anything that is not a socket object (an fd, an
+ *   HTTP request: pass `req.socket`).
+ * @throws {PeerSecError} `ERR_NO_SOCKET_FD` for objects that carry no fd —
+ *   `Deno.serve` and `Bun.serve` requests, `Deno.listen` connections, Bun's
+ *   `node:http` sockets (the message names the pattern that works: a
+ *   `node:net` server handing connections to `node:http`), and Deno TCP
+ *   sockets; `ERR_SOCKET_CLOSED` for a closed socket.
+ *
+ * @example
+ * ```ts
+ * import net from "node:net";
+ * import { getPeerIdentity, socketFd } from "@peersec/peersec";
+ *
+ * net.createServer((socket) => {
+ *   console.log(getPeerIdentity(socketFd(socket)));
+ *   socket.end();
+ * }).listen("/tmp/demo.sock");
+ * ```
+ */
+export function socketFd(socket: unknown): number {
+  return borrowSocketFd(reader, socket);
+}
+
+/**
+ * Calls `use` with the fd of a connection object and cleans up after it: when
+ * the runtime only hands out a duplicate of the fd (Deno's TCP sockets), the
+ * duplicate is closed when `use` returns, throws, or — for an async `use` —
+ * settles. Works for every socket {@linkcode socketFd} takes, plus Deno TCP.
+ *
+ * @param socket A connection object (`node:net` socket, `req.socket`,
+ *   `Bun.listen` socket).
+ * @param use Called with the fd; its result is returned.
+ * @returns What `use` returned.
+ * @throws {TypeError} and {@linkcode PeerSecError} as {@linkcode socketFd}.
+ *
+ * @example
+ * ```ts
+ * import http from "node:http";
+ * import { getPeerIdentity, withSocketFd } from "@peersec/peersec";
+ *
+ * http.createServer((request, response) => {
+ *   const identity = withSocketFd(request.socket, getPeerIdentity);
+ *   response.end(JSON.stringify(identity));
+ * }).listen("/tmp/demo.sock");
+ * ```
+ */
+export function withSocketFd<T>(socket: unknown, use: (fd: number) => T): T {
+  return withFoundSocketFd(reader, socket, use);
+}
+
+/**
+ * The listening sockets a service manager passed to this process
+ * (systemd-style socket activation, as sd_listen_fds(3)): `LISTEN_FDS` fds
+ * from 3 on, when `LISTEN_PID` is this process. Empty when nothing was
+ * passed. In Deno, needs `--allow-env=LISTEN_PID,LISTEN_FDS,LISTEN_FDNAMES`.
+ *
+ * @param options `unsetEnvironment: true` removes the three variables so that
+ *   child processes do not see them (default: leave them).
+ * @returns The fds with their `LISTEN_FDNAMES` names.
+ * @throws {PeerSecError} `ERR_INVALID_ENVIRONMENT` for malformed variables;
+ *   `ERR_ENV_PERMISSION` in Deno without the env permission.
+ *
+ * @example
+ * ```ts
+ * import net from "node:net";
+ * import { getPeerIdentity, listenFds, socketFd } from "@peersec/peersec";
+ *
+ * for (const { fd } of listenFds()) {
+ *   net.createServer((socket) => {
+ *     socket.end(JSON.stringify(getPeerIdentity(socketFd(socket))) + "\n");
+ *   }).listen({ fd });
+ * }
+ * ```
+ */
+export function listenFds(
+  options: { unsetEnvironment?: boolean } = {},
+): ListenFd[] {
+  return readListenFds(options);
 }

@@ -41,11 +41,15 @@ step bun test ./tests/ --reporter=junit --reporter-outfile="$results/bun.xml"
 step deno run --allow-all build_npm.ts
 step node --test --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=junit --test-reporter-destination="$results/tarball.xml" \
-  tests/npm/tarball.mjs
+  tests/integration/tarball.mjs
+step node --test --test-reporter=spec --test-reporter-destination=stdout \
+  --test-reporter=junit --test-reporter-destination="$results/examples.xml" \
+  tests/integration/examples.mjs
 step deno publish --dry-run --allow-dirty
 
 echo "== total over all suites"
 node scripts/summarize_junit.mjs "$results/deno.xml" "$results/bun.xml" \
   "$results/npm-node20-koffi.xml" "$results/npm-node26-node-ffi.xml" \
-  "$results/npm-bun.xml" "$results/tarball.xml" || status=1
+  "$results/npm-bun.xml" "$results/tarball.xml" "$results/examples.xml" ||
+  status=1
 exit "$status"

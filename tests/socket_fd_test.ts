@@ -1,0 +1,250 @@
+// From connection objects to fds, in whichever runtime runs the suite: every
+// kind of socket that carries an fd, and every kind that does not.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readdirSync } from "node:fs";
+import http from "node:http";
+import net from "node:net";
+import {
+  getPeerCredentials,
+  PeerSecError,
+  socketFd,
+  withSocketFd,
+} from "../mod.ts";
+import { detectRuntime } from "../src/runtime.ts";
+
+const runtime = detectRuntime();
+const openFdCount = () => readdirSync("/proc/self/fd").length;
+
+function codeIs(code: string, message?: RegExp) {
+  return (error: unknown) => {
+    assert.ok(error instanceof PeerSecError, String(error));
+    assert.equal(error.code, code);
+    if (message) assert.match(error.message, message);
+    return true;
+  };
+}
+
+/** A loopback TCP or UNIX connection accepted by a node:net server here. */
+async function withConnection(
+  kind: "tcp" | "unix",
+  use: (accepted: net.Socket) => Promise<void> | void,
+): Promise<void> {
+  const server = net.createServer();
+  const accepted = new Promise<net.Socket>((resolve) =>
+    server.once("connection", resolve)
+  );
+  const path = `/tmp/peersec-socketfd-${process.pid}.sock`;
+  await new Promise<void>((resolve) =>
+    kind === "tcp"
+      ? server.listen(0, "127.0.0.1", resolve)
+      : server.listen(path, resolve)
+  );
+  const client = kind === "tcp"
+    ? net.connect((server.address() as net.AddressInfo).port, "127.0.0.1")
+    : net.connect(path);
+  const socket = await accepted;
+  try {
+    await use(socket);
+  } finally {
+    socket.destroy();
+    client.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  }
+}
+
+test(`${runtime}: a node:net UNIX socket gives its own fd`, async () => {
+  await withConnection("unix", (socket) => {
+    const fd = socketFd(socket);
+    assert.equal(getPeerCredentials(fd).pid, process.pid);
+    assert.equal(
+      withSocketFd(socket, (inner) => inner),
+      fd,
+      "borrowed, not a dup",
+    );
+  });
+});
+
+if (runtime === "deno") {
+  test("deno: a node:net TCP socket has only a duplicate fd: socketFd refuses, withSocketFd closes it", async () => {
+    await withConnection("tcp", async (socket) => {
+      const before = openFdCount();
+      assert.throws(
+        () => socketFd(socket),
+        codeIs("ERR_NO_SOCKET_FD", /withSocketFd/),
+      );
+      assert.equal(openFdCount(), before, "the refused duplicate was closed");
+      const seen = withSocketFd(socket, (fd) => {
+        assert.equal(openFdCount(), before + 1, "a duplicate is open");
+        // TCP carries no credentials: the kernel's answer shows fd is the TCP
+        // connection.
+        assert.throws(() => getPeerCredentials(fd), codeIs("ENODATA"));
+        return fd;
+      });
+      assert.ok(seen >= 0);
+      assert.equal(openFdCount(), before, "closed after a return");
+      assert.throws(() =>
+        withSocketFd(socket, () => {
+          throw new Error("boom");
+        }), /boom/);
+      assert.equal(openFdCount(), before, "closed after a throw");
+      const value = await withSocketFd(socket, async (fd) => {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        assert.equal(openFdCount(), before + 1, "still open while awaiting");
+        return fd;
+      });
+      assert.ok(value >= 0);
+      assert.equal(openFdCount(), before, "closed after the promise settled");
+    });
+  });
+} else {
+  test(`${runtime}: a node:net TCP socket gives its own fd`, async () => {
+    await withConnection("tcp", (socket) => {
+      const fd = socketFd(socket);
+      // TCP carries no credentials: the kernel's answer proves fd is a TCP socket.
+      assert.throws(() => getPeerCredentials(fd), codeIs("ENODATA"));
+      const before = openFdCount();
+      assert.equal(withSocketFd(socket, (inner) => inner), fd);
+      assert.equal(openFdCount(), before);
+    });
+  });
+}
+
+test(
+  `${runtime}: node:http request sockets${
+    runtime === "bun" ? " carry no fd in Bun" : " work through withSocketFd"
+  }`,
+  async () => {
+    const server = http.createServer((request, response) => {
+      try {
+        const result = withSocketFd(request.socket, (fd) => {
+          try {
+            getPeerCredentials(fd);
+            return "credentials";
+          } catch (error) {
+            return (error as PeerSecError).code;
+          }
+        });
+        response.end(result);
+      } catch (error) {
+        response.end(
+          `${(error as PeerSecError).code}: ${(error as Error).message}`,
+        );
+      }
+    });
+    await new Promise<void>((resolve) =>
+      server.listen(0, "127.0.0.1", resolve)
+    );
+    const port = (server.address() as net.AddressInfo).port;
+    const body = await new Promise<string>((resolve, reject) => {
+      http.get(`http://127.0.0.1:${port}/`, (response) => {
+        let text = "";
+        response.on("data", (chunk) => (text += chunk));
+        response.on("end", () => resolve(text));
+      }).on("error", reject);
+    });
+    await new Promise((resolve) => server.close(resolve));
+    if (runtime === "bun") {
+      assert.match(body, /^ERR_NO_SOCKET_FD: .*node:net.*emit\("connection"/);
+    } else {
+      assert.equal(body, "ENODATA", "the fd is the TCP connection's");
+    }
+  },
+);
+
+if (runtime === "bun") {
+  test("bun: Bun.listen sockets give their fd", async () => {
+    const Bun = (globalThis as unknown as {
+      Bun: {
+        listen(options: unknown): { stop(force?: boolean): void };
+      };
+    }).Bun;
+    const path = `/tmp/peersec-bunlisten-${process.pid}.sock`;
+    const pid = await new Promise<number>((resolve, reject) => {
+      const listener = Bun.listen({
+        unix: path,
+        socket: {
+          open(socket: unknown) {
+            try {
+              resolve(getPeerCredentials(socketFd(socket)).pid);
+            } catch (error) {
+              reject(error);
+            } finally {
+              listener.stop(true);
+            }
+          },
+          data() {},
+        },
+      });
+      net.connect(path).on("error", () => {});
+    });
+    assert.equal(pid, process.pid);
+  });
+}
+
+if (runtime === "deno") {
+  test("deno: a Deno.listen connection carries no fd, and says what works", async () => {
+    const Deno = (globalThis as unknown as {
+      Deno: {
+        listen(options: { transport: "unix"; path: string }): {
+          accept(): Promise<{ close(): void }>;
+          close(): void;
+        };
+        connect(options: { transport: "unix"; path: string }): Promise<
+          { close(): void }
+        >;
+      };
+    }).Deno;
+    const path = `/tmp/peersec-denolisten-${process.pid}.sock`;
+    const listener = Deno.listen({ transport: "unix", path });
+    const [accepted, client] = await Promise.all([
+      listener.accept(),
+      Deno.connect({ transport: "unix", path }),
+    ]);
+    try {
+      assert.throws(
+        () => socketFd(accepted),
+        codeIs("ERR_NO_SOCKET_FD", /node:net/),
+      );
+    } finally {
+      accepted.close();
+      client.close();
+      listener.close();
+    }
+  });
+}
+
+test("a fetch-style Request (Deno.serve, Bun.serve) names the pattern that works", () => {
+  assert.throws(
+    () => socketFd(new Request("http://localhost/")),
+    codeIs("ERR_NO_SOCKET_FD", /Deno\.serve, Bun\.serve.*node:net.*node:http/),
+  );
+});
+
+test("a closed socket is ERR_SOCKET_CLOSED", async () => {
+  let closed: net.Socket | undefined;
+  await withConnection("unix", (socket) => {
+    closed = socket;
+  });
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.throws(() => socketFd(closed), codeIs("ERR_SOCKET_CLOSED"));
+});
+
+test("things that are not sockets are TypeErrors", () => {
+  for (const value of [3, "3", null, undefined, {}, [], () => {}]) {
+    assert.throws(() => socketFd(value), TypeError, String(value));
+    assert.throws(() => withSocketFd(value, (fd) => fd), TypeError);
+  }
+  assert.throws(
+    () => socketFd({ headers: {}, socket: {} }),
+    /an HTTP request, not a socket: pass req\.socket/,
+  );
+  assert.throws(
+    () =>
+      withSocketFd(
+        { _handle: { fd: 5 } },
+        "not a function" as unknown as () => void,
+      ),
+    TypeError,
+  );
+});
