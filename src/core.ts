@@ -305,7 +305,9 @@ export class PeerSecReader {
   /** See `getPeerSecurityContextBytes` in mod.ts. */
   getPeerSecurityContextBytes(fd: number): Uint8Array {
     checkFd(fd);
-    return this.#value.slice(0, this.#labelOrThrow(fd));
+    // Read first: a read that grows the buffer replaces this.#value.
+    const len = this.#labelOrThrow(fd);
+    return this.#value.slice(0, len);
   }
 
   /** See `tryGetPeerSecurityContext` in mod.ts. */

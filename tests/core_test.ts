@@ -151,6 +151,18 @@ test("growth 256 → 4000, and the grown buffer serves the next read in one call
   assert.deepEqual(capacities(libc), [256, 4000, 4000]);
 });
 
+test("the bytes form after growth holds the grown label (caught on a real kernel)", () => {
+  const short = "system_u:base_r:kernel_t:s0";
+  const long = "user_u:base_r:" + "t".repeat(298) + ":s0";
+  const { reader, libc } = fakeReader([
+    { value: withNul(short) },
+    { value: withNul(long) },
+  ]);
+  assert.deepEqual(reader.getPeerSecurityContextBytes(3), bytes(short));
+  assert.deepEqual(reader.getPeerSecurityContextBytes(3), bytes(long));
+  assert.deepEqual(capacities(libc), [256, 256, 316]);
+});
+
 test("a label that grows twice between calls (relabel race) is followed", () => {
   const final = "z".repeat(499);
   const { reader, libc } = fakeReader([
