@@ -47,9 +47,16 @@ step node --test --test-reporter=spec --test-reporter-destination=stdout \
   tests/integration/examples.mjs
 step deno publish --dry-run --allow-dirty
 
+# Real SELinux, AppArmor and Smack kernels under qemu (root, apt, ~1-3 min,
+# plus a one-time Smack kernel build). CI runs it: PEERSEC_LSM=1 npm test.
+reports=("$results/deno.xml" "$results/bun.xml" "$results/npm-node20-koffi.xml"
+  "$results/npm-node26-node-ffi.xml" "$results/npm-bun.xml"
+  "$results/tarball.xml" "$results/examples.xml")
+if [ "${PEERSEC_LSM:-0}" = 1 ]; then
+  step node lsm/lane.mjs
+  reports+=("$results/lsm.xml")
+fi
+
 echo "== total over all suites"
-node scripts/summarize_junit.mjs "$results/deno.xml" "$results/bun.xml" \
-  "$results/npm-node20-koffi.xml" "$results/npm-node26-node-ffi.xml" \
-  "$results/npm-bun.xml" "$results/tarball.xml" "$results/examples.xml" ||
-  status=1
+node scripts/summarize_junit.mjs "${reports[@]}" || status=1
 exit "$status"
