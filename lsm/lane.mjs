@@ -71,10 +71,7 @@ function ensureTools() {
     spawnSync("sh", ["-c", `command -v ${command}`]).status === 0;
   const missing = Object.entries(PACKAGES).filter(([command]) => !has(command))
     .map(([, name]) => name);
-  if (
-    !existsSync("/bin/busybox") ||
-    !run("file", ["-L", "/bin/busybox"]).includes("statically")
-  ) {
+  if (spawnSync("dpkg", ["-s", "busybox-static"]).status !== 0) {
     missing.push("busybox-static");
   }
   if (!existsSync("/usr/include/libelf.h")) missing.push("libelf-dev");
