@@ -8,7 +8,7 @@
  * @module
  */
 import type * as BunFFI from "bun:ffi";
-import type { CallResult, LibcBackend } from "../src/backend.ts";
+import { type LibcBackend, typedArrayBackend } from "../src/backend.ts";
 
 /**
  * Opens libc with `bun:ffi`'s `dlopen` and returns the call adapter.
@@ -57,31 +57,10 @@ export function openLibc(libraryPath: string): LibcBackend {
   });
   // errno lives at a per-thread address that never moves: look it up once.
   const errnoPointer = symbols.__errno_location()!;
-  const lengthCell = new Uint32Array(1);
-  const result: CallResult = { rc: 0, errno: 0, len: 0 };
 
-  /** Fills the shared result right after a call, errno first. */
-  const finish = (rc: number, len: number): CallResult => {
-    result.errno = rc === -1 ? read.i32(errnoPointer, 0) : 0;
-    result.rc = rc;
-    result.len = len;
-    return result;
-  };
-
-  return {
-    runtime: "bun",
-    ffi: "bun:ffi",
-    libraryPath,
-    getsockopt(fd, level, option, value, capacity) {
-      lengthCell[0] = capacity;
-      const rc = symbols.getsockopt(fd, level, option, value, lengthCell);
-      return finish(rc, lengthCell[0]);
-    },
-    socketpair(domain, type, protocol, fds) {
-      return finish(symbols.socketpair(domain, type, protocol, fds), 0);
-    },
-    close(fd) {
-      return finish(symbols.close(fd), 0);
-    },
-  };
+  return typedArrayBackend(
+    { runtime: "bun", ffi: "bun:ffi", libraryPath },
+    symbols,
+    () => read.i32(errnoPointer, 0),
+  );
 }

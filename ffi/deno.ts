@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { CallResult, LibcBackend } from "../src/backend.ts";
+import { type LibcBackend, typedArrayBackend } from "../src/backend.ts";
 
 const SYMBOLS = {
   getsockopt: {
@@ -56,9 +56,7 @@ const SYMBOLS = {
 export function openLibc(libraryPath: string): LibcBackend {
   const { symbols } = Deno.dlopen(libraryPath, SYMBOLS);
   const errnoPointer = symbols.__errno_location();
-  const lengthCell = new Uint32Array(1);
   const errnoCell = new Int32Array(1);
-  const result: CallResult = { rc: 0, errno: 0, len: 0 };
 
   // errno lives at a per-thread address that never moves, so it is looked up
   // once. `UnsafePointerView` is refused under a path-restricted --allow-ffi;
@@ -75,28 +73,9 @@ export function openLibc(libraryPath: string): LibcBackend {
     };
   }
 
-  /** Fills the shared result right after a call, errno first. */
-  const finish = (rc: number, len: number): CallResult => {
-    result.errno = rc === -1 ? readErrno() : 0;
-    result.rc = rc;
-    result.len = len;
-    return result;
-  };
-
-  return {
-    runtime: "deno",
-    ffi: "Deno.dlopen",
-    libraryPath,
-    getsockopt(fd, level, option, value, capacity) {
-      lengthCell[0] = capacity;
-      const rc = symbols.getsockopt(fd, level, option, value, lengthCell);
-      return finish(rc, lengthCell[0]);
-    },
-    socketpair(domain, type, protocol, fds) {
-      return finish(symbols.socketpair(domain, type, protocol, fds), 0);
-    },
-    close(fd) {
-      return finish(symbols.close(fd), 0);
-    },
-  };
+  return typedArrayBackend(
+    { runtime: "deno", ffi: "Deno.dlopen", libraryPath },
+    symbols,
+    readErrno,
+  );
 }

@@ -6,7 +6,12 @@
  *
  * @module
  */
-import type { CallResult, LibcBackend } from "../src/backend.ts";
+import {
+  type LibcBackend,
+  resultFiller,
+  typedArrayBackend,
+  type TypedArraySymbols,
+} from "../src/backend.ts";
 
 /** The slice of `node:ffi` this backend uses. */
 interface NodeFfi {
@@ -51,19 +56,6 @@ function builtin<T>(id: string): T | undefined {
 export function nodeFfi(): NodeFfi | undefined {
   const ffi = builtin<Partial<NodeFfi>>("node:ffi");
   return typeof ffi?.dlopen === "function" ? ffi as NodeFfi : undefined;
-}
-
-/** One reused result object, filled right after each call, errno first. */
-function resultFiller(
-  readErrno: () => number,
-): (rc: number, len: number) => CallResult {
-  const result: CallResult = { rc: 0, errno: 0, len: 0 };
-  return (rc, len) => {
-    result.errno = rc === -1 ? readErrno() : 0;
-    result.rc = rc;
-    result.len = len;
-    return result;
-  };
 }
 
 /**
@@ -207,40 +199,11 @@ export function openLibcWithKoffi(libraryPath: string): LibcBackend {
     ),
     close: library.func("int close(int)"), // int fd
   };
-  const call = symbols as unknown as {
-    getsockopt(
-      fd: number,
-      level: number,
-      option: number,
-      value: Uint8Array,
-      length: Uint32Array,
-    ): number;
-    socketpair(
-      domain: number,
-      type: number,
-      protocol: number,
-      fds: Int32Array,
-    ): number;
-    close(fd: number): number;
-  };
   // koffi.errno() reads this thread's errno; nothing runs between the call
   // and the read.
-  const finish = resultFiller(() => koffi.errno());
-  const lengthCell = new Uint32Array(1);
-  return {
-    runtime: "node",
-    ffi: "koffi",
-    libraryPath,
-    getsockopt(fd, level, option, value, capacity) {
-      lengthCell[0] = capacity;
-      const rc = call.getsockopt(fd, level, option, value, lengthCell);
-      return finish(rc, lengthCell[0]);
-    },
-    socketpair(domain, type, protocol, fds) {
-      return finish(call.socketpair(domain, type, protocol, fds), 0);
-    },
-    close(fd) {
-      return finish(call.close(fd), 0);
-    },
-  };
+  return typedArrayBackend(
+    { runtime: "node", ffi: "koffi", libraryPath },
+    symbols as unknown as TypedArraySymbols,
+    () => koffi.errno(),
+  );
 }

@@ -49,3 +49,67 @@ export interface LibcBackend {
   /** `close(fd)`. */
   close(fd: number): CallResult;
 }
+
+/**
+ * libc's functions as FFIs that pass typed arrays as pointers expose them
+ * (Deno, Bun, koffi).
+ */
+export interface TypedArraySymbols {
+  /** `int getsockopt(int, int, int, void *, socklen_t *)` */
+  getsockopt(
+    fd: number,
+    level: number,
+    option: number,
+    value: Uint8Array,
+    length: Uint32Array,
+  ): number;
+  /** `int socketpair(int, int, int, int[2])` */
+  socketpair(
+    domain: number,
+    type: number,
+    protocol: number,
+    fds: Int32Array,
+  ): number;
+  /** `int close(int)` */
+  close(fd: number): number;
+}
+
+/**
+ * A function that fills one reused {@linkcode CallResult} right after a call:
+ * errno first (nothing may run in between), then the return value and length.
+ */
+export function resultFiller(
+  readErrno: () => number,
+): (rc: number, len: number) => CallResult {
+  const result: CallResult = { rc: 0, errno: 0, len: 0 };
+  return (rc, len) => {
+    result.errno = rc === -1 ? readErrno() : 0;
+    result.rc = rc;
+    result.len = len;
+    return result;
+  };
+}
+
+/** The call adapter over {@linkcode TypedArraySymbols}. */
+export function typedArrayBackend(
+  names: { runtime: string; ffi: string; libraryPath: string },
+  symbols: TypedArraySymbols,
+  readErrno: () => number,
+): LibcBackend {
+  const finish = resultFiller(readErrno);
+  const lengthCell = new Uint32Array(1);
+  return {
+    ...names,
+    getsockopt(fd, level, option, value, capacity) {
+      lengthCell[0] = capacity;
+      const rc = symbols.getsockopt(fd, level, option, value, lengthCell);
+      return finish(rc, lengthCell[0]);
+    },
+    socketpair(domain, type, protocol, fds) {
+      return finish(symbols.socketpair(domain, type, protocol, fds), 0);
+    },
+    close(fd) {
+      return finish(symbols.close(fd), 0);
+    },
+  };
+}
