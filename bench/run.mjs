@@ -2,7 +2,7 @@
 // Deno, Bun, Node 20 + koffi, Node 26 + node:ffi and Python, in one run on
 // this machine; median and spread of several repetitions and each runtime's
 // ratio to the C floor. Writes bench/results.json.
-//   node bench/run.mjs [--calls 1000000] [--repetitions 5]
+//   node bench/run.mjs [--calls 1000000] [--repetitions 3] [--rounds 3]
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, release, tmpdir } from "node:os";
@@ -16,9 +16,12 @@ const option = (name, fallback) => {
   return index === -1 ? fallback : Number(process.argv[index + 1]);
 };
 const calls = option("calls", 1_000_000);
-const repetitions = option("repetitions", 5);
-if (!(calls >= 1) || !(repetitions >= 1)) {
-  console.error("usage: node bench/run.mjs [--calls N] [--repetitions R]");
+const repetitions = option("repetitions", 3);
+const rounds = option("rounds", 3);
+if (!(calls >= 1) || !(repetitions >= 1) || !(rounds >= 1)) {
+  console.error(
+    "usage: node bench/run.mjs [--calls N] [--repetitions R] [--rounds K]",
+  );
   process.exit(2);
 }
 
@@ -90,27 +93,53 @@ const median = (values) => {
 const [denoCommand, ...denoArgs] = contenders[1].command;
 spawnSync(denoCommand, [...denoArgs.slice(0, -2), "1", "1"]);
 
-const results = [];
-for (const { name, command } of contenders) {
-  process.stdout.write(`running ${name}… `);
-  const run = spawnSync(command[0], command.slice(1), {
-    encoding: "utf8",
-    env: { ...process.env, NO_COLOR: "1" },
-  });
-  if (run.error?.code === "ENOENT") {
-    console.log("not installed, left out");
-    continue;
+// Rounds interleave the contenders, so that a noisy neighbour or a clock
+// change on this shared machine hits all of them alike; each contender's
+// samples from every round are pooled.
+const pooled = new Map();
+for (let round = 1; round <= rounds; round++) {
+  for (const { name, command } of contenders) {
+    process.stdout.write(`round ${round}/${rounds}: ${name}… `);
+    const run = spawnSync(command[0], command.slice(1), {
+      encoding: "utf8",
+      env: { ...process.env, NO_COLOR: "1" },
+    });
+    if (run.error?.code === "ENOENT") {
+      console.log("not installed, left out");
+      continue;
+    }
+    if (run.status !== 0) {
+      console.log(`failed (exit ${run.status})\n${run.stderr}`);
+      process.exitCode = 1;
+      continue;
+    }
+    const output = JSON.parse(run.stdout.trim().split("\n").pop());
+    const entry = pooled.get(name);
+    if (entry === undefined) {
+      pooled.set(name, {
+        name,
+        ...output,
+        importMs: [output.importMs],
+        firstCallMs: [output.firstCallMs],
+      });
+    } else {
+      entry.credentials.push(...output.credentials);
+      entry.label.push(...output.label);
+      entry.importMs.push(output.importMs);
+      entry.firstCallMs.push(output.firstCallMs);
+    }
+    console.log("done");
   }
-  if (run.status !== 0) {
-    console.log(`failed (exit ${run.status})\n${run.stderr}`);
-    process.exitCode = 1;
-    continue;
-  }
-  const line = run.stdout.trim().split("\n").pop();
-  const output = JSON.parse(line);
-  results.push({ name, ...output });
-  console.log("done");
 }
+const results = [...pooled.values()].map((result) => ({
+  ...result,
+  importMs: result.importMs[0] === undefined
+    ? undefined
+    : median(result.importMs),
+  firstCallMs: result.firstCallMs[0] === undefined
+    ? undefined
+    : median(result.firstCallMs),
+}));
 rmSync(work, { recursive: true, force: true });
 
 const c = results.find((result) => result.name === "C (floor)");
@@ -148,6 +177,7 @@ const machine = {
   date: new Date().toISOString().slice(0, 10),
   calls,
   repetitions,
+  rounds,
   labelPath: JSON.stringify(c?.labelResult) === "-92"
     ? "ENOPROTOOPT (no LSM on this kernel): the error path"
     : "a label",
@@ -161,7 +191,7 @@ console.log(
   `\n${machine.cpu}, ${machine.cores} cores, Linux ${machine.kernel}`,
 );
 console.log(
-  `${calls} calls × ${repetitions} repetitions; SO_PEERSEC path: ${machine.labelPath}\n`,
+  `${calls} calls × ${repetitions} repetitions × ${rounds} rounds; SO_PEERSEC path: ${machine.labelPath}\n`,
 );
 const table = [
   [
