@@ -93,13 +93,12 @@ export function selfCheck(): SelfCheckReport {
     report.labelsAvailable = true;
     report.verdict = "labels available: SO_PEERSEC reports the peer's label";
   } catch (error) {
-    if (!(error instanceof PeerSecError) || error.code.startsWith("ERR_LIBC")) {
-      throw error;
-    }
+    if (!(error instanceof PeerSecError)) throw error;
     report.socketError = { code: error.code, message: error.message };
-    report.verdict = error.code === "ENOPROTOOPT" ||
-        error.code === "ERR_EMPTY_LABEL"
+    report.verdict = error.code === "ENOPROTOOPT"
       ? "no LSM provides socket labels on this kernel"
+      : error.code === "ERR_EMPTY_LABEL"
+      ? "a security module answers, but with an empty label for this socket"
       : `SO_PEERSEC failed here: ${error.message}`;
   } finally {
     backend.close(fds[0]);
