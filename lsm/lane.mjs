@@ -282,7 +282,7 @@ function buildInitramfs(definitions) {
 
   // peersec: the source for Deno and Bun, the npm build for Node (+ koffi).
   const project = join(tree, "opt/peersec");
-  for (const part of ["mod.ts", "src", "ffi"]) {
+  for (const part of ["mod.ts", "cli.ts", "src", "ffi"]) {
     cpSync(join(root, part), join(project, part), { recursive: true });
   }
   cpSync(join(root, "npm/esm"), join(project, "npm/esm"), { recursive: true });
@@ -659,6 +659,34 @@ for (const lsm of wanted) {
   const truths = Object.fromEntries(
     parse("c.jsonl").map((entry) => [entry.scenario, entry.truth]),
   );
+  // `peersec self` (Bun) must see what the kernel gives a socketpair.
+  const self = parse("cli-self.json")[0];
+  const pairTruth = truths.socketpair;
+  const pairLabel = pairTruth?.errno === 0
+    ? Buffer.from(pairTruth.hex, "hex").toString("utf8").replace(/\0$/, "")
+    : null;
+  const selfProblems = [];
+  if (!self) selfProblems.push(`no output: ${files["cli-self.err"] ?? ""}`);
+  else {
+    if (!self.securityModules?.includes(lsm)) {
+      selfProblems.push(
+        `security modules ${JSON.stringify(self.securityModules)} lack ${lsm}`,
+      );
+    }
+    if (self.socketLabel !== (pairLabel || null)) {
+      selfProblems.push(
+        `socketLabel ${JSON.stringify(self.socketLabel)}, the kernel gave ${
+          JSON.stringify(pairLabel)
+        }`,
+      );
+    }
+    if (self.labelsAvailable !== Boolean(pairLabel)) {
+      selfProblems.push(
+        `labelsAvailable ${self.labelsAvailable} (verdict: ${self.verdict})`,
+      );
+    }
+  }
+  cases.push({ name: `${lsm} peersec-self bun`, problems: selfProblems });
   for (const runtime of ["deno", "bun", "node26", "node20"]) {
     const answers = Object.fromEntries(
       parse(`${runtime}.jsonl`).map((entry) => [entry.scenario, entry]),
