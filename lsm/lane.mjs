@@ -75,6 +75,7 @@ function ensureTools() {
     missing.push("busybox-static");
   }
   if (!existsSync("/usr/include/libelf.h")) missing.push("libelf-dev");
+  if (!existsSync("/usr/include/openssl/ssl.h")) missing.push("libssl-dev");
   if (missing.length === 0) return;
   log(`installing ${missing.join(" ")}`);
   run("apt-get", ["update", "-qq"], { stdio: "inherit" });
