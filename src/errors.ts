@@ -96,6 +96,15 @@ export function describeErrno(
   optionName: string,
 ): string {
   const call = `getsockopt(${fd}, SOL_SOCKET, ${optionName})`;
+  if (optionName === "SO_PEERPIDFD") {
+    if (code === "ENOPROTOOPT" || code === "EINVAL") {
+      return `${call}: this kernel has no SO_PEERPIDFD for this socket ` +
+        `(it needs Linux 6.5 or later) [${code}]`;
+    }
+    if (code === "ENODATA" || code === "ESRCH") {
+      return `${call}: the peer process is gone or not known to this socket [${code}]`;
+    }
+  }
   switch (code) {
     case "ENOPROTOOPT":
       return optionName === "SO_PEERSEC"

@@ -123,20 +123,7 @@ export function readPeerPidfd(reader: PeerSecReader, fd: number): number {
     "SO_PEERPIDFD",
     4,
   );
-  if (len < 0) {
-    const errno = reader.constants.errno;
-    const error = reader.errnoError(-len, fd, "SO_PEERPIDFD");
-    if (-len === errno.ENOPROTOOPT || -len === errno.EINVAL) {
-      error.message =
-        `getsockopt(${fd}, SOL_SOCKET, SO_PEERPIDFD): this kernel has no ` +
-        `SO_PEERPIDFD for this socket (it needs Linux 6.5 or later) [${error.code}]`;
-    } else if (-len === errno.ENODATA || -len === errno.ESRCH) {
-      error.message =
-        `getsockopt(${fd}, SOL_SOCKET, SO_PEERPIDFD): the peer process is gone ` +
-        `or not known to this socket [${error.code}]`;
-    }
-    throw error;
-  }
+  if (len < 0) throw reader.errnoError(-len, fd, "SO_PEERPIDFD");
   if (len < 4) {
     throw malformedAnswer(
       fd,
