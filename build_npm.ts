@@ -287,6 +287,7 @@ suites.push({
   command: [
     join(root, "node_modules", ".bin", "bun"),
     "test",
+    "--timeout=120000",
     `./${relative(root, join(esm, "tests"))}/`,
     "--reporter=junit",
     `--reporter-outfile=${join(results, "npm-bun.xml")}`,

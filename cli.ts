@@ -20,7 +20,8 @@
 import { realpathSync, rmSync, statSync } from "node:fs";
 import net from "node:net";
 import { fileURLToPath } from "node:url";
-import { defaultReader } from "./src/default_reader.ts";
+import { defaultReader } from "./ffi/default_reader.ts";
+import { currentEnvironment } from "./ffi/runtime.ts";
 import { PeerSecError } from "./src/errors.ts";
 import { describePeer, formatPeer } from "./src/peer_description.ts";
 import { selfCheck, type SelfCheckReport } from "./src/self_check.ts";
@@ -176,7 +177,7 @@ export async function main(args: string[]): Promise<number> {
   if (unknownOption) return usage(`unknown option ${unknownOption}`);
   try {
     if (command === "self" && operands.length === 0) {
-      const report = selfCheck();
+      const report = selfCheck(defaultReader, currentEnvironment());
       console.log(json ? JSON.stringify(report) : formatReport(report));
     } else if (command === "probe" || command === "serve") {
       if (operands.length !== 1 || operands[0] === "") {

@@ -18,8 +18,13 @@
  *
  * @module
  */
-import { defaultReader as reader } from "./src/default_reader.ts";
-import { type ListenFd, readListenFds } from "./src/activation.ts";
+import { defaultReader as reader } from "./ffi/default_reader.ts";
+import { activationEnvironment } from "./ffi/runtime.ts";
+import {
+  LISTEN_VARIABLES,
+  type ListenFd,
+  readListenFds,
+} from "./src/activation.ts";
 import { borrowSocketFd, withFoundSocketFd } from "./src/socket_fd.ts";
 import {
   closeFileDescriptor,
@@ -36,6 +41,7 @@ export type { PeerCredentials, PeerIdentity } from "./src/identity.ts";
 export type { ListenFd } from "./src/activation.ts";
 export {
   type AppArmorLabel,
+  type AppArmorProfile,
   parseAppArmorLabel,
   parseSELinuxContext,
   type SELinuxContext,
@@ -344,5 +350,9 @@ export function withSocketFd<T>(socket: unknown, use: (fd: number) => T): T {
 export function listenFds(
   options: { unsetEnvironment?: boolean } = {},
 ): ListenFd[] {
-  return readListenFds(options);
+  return readListenFds(
+    reader,
+    activationEnvironment(reader, LISTEN_VARIABLES),
+    options,
+  );
 }

@@ -50,6 +50,16 @@ export function openLibc(libraryPath: string): LibcBackend {
       args: [FFIType.i32], // int fd
       returns: FFIType.i32, // int
     },
+    // fcntl is variadic in C; declared with its one int argument, which the
+    // Linux ABIs peersec runs on pass exactly like a fixed int parameter.
+    fcntl: {
+      args: [
+        FFIType.i32, // int fd
+        FFIType.i32, // int cmd
+        FFIType.i32, // int arg
+      ],
+      returns: FFIType.i32, // int
+    },
     __errno_location: {
       args: [],
       returns: FFIType.ptr, // int * (this thread's errno)

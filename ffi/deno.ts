@@ -29,6 +29,16 @@ const SYMBOLS = {
     parameters: ["i32"], // int fd
     result: "i32", // int
   },
+  // fcntl is variadic in C; declared with its one int argument, which the
+  // Linux ABIs peersec runs on pass exactly like a fixed int parameter.
+  fcntl: {
+    parameters: [
+      "i32", // int fd
+      "i32", // int cmd
+      "i32", // int arg (F_DUPFD_CLOEXEC's lowest fd, F_SETFD's flags)
+    ],
+    result: "i32", // int
+  },
   __errno_location: {
     parameters: [],
     result: "pointer", // int * (this thread's errno)
@@ -59,14 +69,14 @@ export function openLibc(libraryPath: string): LibcBackend {
   const errnoCell = new Int32Array(1);
 
   // errno lives at a per-thread address that never moves, so it is looked up
-  // once. `UnsafePointerView` is refused under a path-restricted --allow-ffi;
-  // copying the 4 bytes with libc's memcpy works under either flag.
+  // once. `UnsafePointerView` needs the unrestricted --allow-ffi (and would
+  // prompt on a terminal without it); copying the 4 bytes with libc's memcpy
+  // works under a path-restricted flag too.
   let readErrno: () => number;
-  try {
+  if (Deno.permissions.querySync({ name: "ffi" }).state === "granted") {
     const view = new Deno.UnsafePointerView(errnoPointer!);
-    view.getInt32(0); // throws here, not later, when the flag is restricted
     readErrno = () => view.getInt32(0);
-  } catch {
+  } else {
     readErrno = () => {
       symbols.memcpy(errnoCell, errnoPointer, 4n);
       return errnoCell[0];

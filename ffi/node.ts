@@ -95,6 +95,16 @@ export function openLibcWithNodeFfi(libraryPath: string): LibcBackend {
       arguments: ["i32"], // int fd
       return: "i32", // int
     },
+    // fcntl is variadic in C; declared with its one int argument, which the
+    // Linux ABIs peersec runs on pass exactly like a fixed int parameter.
+    fcntl: {
+      arguments: [
+        "i32", // int fd
+        "i32", // int cmd
+        "i32", // int arg
+      ],
+      return: "i32", // int
+    },
     __errno_location: {
       arguments: [],
       return: "pointer", // int * (this thread's errno)
@@ -115,6 +125,7 @@ export function openLibcWithNodeFfi(libraryPath: string): LibcBackend {
       fds: Int32Array,
     ): number;
     close(fd: number): number;
+    fcntl(fd: number, command: number, argument: number): number;
   };
   // errno lives at a per-thread address that never moves: look it up once.
   const errnoPointer = functions.__errno_location() as bigint;
@@ -151,6 +162,9 @@ export function openLibcWithNodeFfi(libraryPath: string): LibcBackend {
     },
     close(fd) {
       return finish(call.close(fd), 0);
+    },
+    fcntl(fd, command, argument) {
+      return finish(call.fcntl(fd, command, argument), 0);
     },
   };
 }
@@ -198,6 +212,9 @@ export function openLibcWithKoffi(libraryPath: string): LibcBackend {
       "int socketpair(int, int, int, void *)",
     ),
     close: library.func("int close(int)"), // int fd
+    // int fd, int cmd, int arg: fcntl's variadic int argument, passed as a
+    // fixed one (the same on the Linux ABIs peersec runs on)
+    fcntl: library.func("int fcntl(int, int, int)"),
   };
   // koffi.errno() reads this thread's errno; nothing runs between the call
   // and the read.

@@ -33,7 +33,7 @@ doc_lint() {
 }
 step doc_lint
 step deno test --allow-all --junit-path="$results/deno.xml" tests/
-step bun test ./tests/ --reporter=junit --reporter-outfile="$results/bun.xml"
+step bun test --timeout 120000 ./tests/ --reporter=junit --reporter-outfile="$results/bun.xml"
 
 # The npm package: build it (the suite again, on the emitted JS, in Node 20
 # with koffi, Node 26 with node:ffi, and Bun), then prove the packed tarball

@@ -48,6 +48,11 @@ export interface LibcBackend {
   ): CallResult;
   /** `close(fd)`. */
   close(fd: number): CallResult;
+  /**
+   * `fcntl(fd, command, argument)` with an int argument (`F_DUPFD_CLOEXEC`,
+   * `F_GETFD`, `F_SETFD`); `rc` is the call's result (a new fd, the flags).
+   */
+  fcntl(fd: number, command: number, argument: number): CallResult;
 }
 
 /**
@@ -72,6 +77,8 @@ export interface TypedArraySymbols {
   ): number;
   /** `int close(int)` */
   close(fd: number): number;
+  /** `int fcntl(int, int, int)`: the int-argument commands of `fcntl(int, int, ...)` */
+  fcntl(fd: number, command: number, argument: number): number;
 }
 
 /**
@@ -110,6 +117,9 @@ export function typedArrayBackend(
     },
     close(fd) {
       return finish(symbols.close(fd), 0);
+    },
+    fcntl(fd, command, argument) {
+      return finish(symbols.fcntl(fd, command, argument), 0);
     },
   };
 }

@@ -170,6 +170,21 @@ const ERRNO_VALUES: Readonly<
   };
 })();
 
+/**
+ * fcntl(2) commands and flags: the same numbers on every Linux architecture
+ * (asm-generic/fcntl.h; F_DUPFD_CLOEXEC is F_LINUX_SPECIFIC_BASE + 6).
+ */
+export const FCNTL = {
+  /** Read the fd flags. */
+  F_GETFD: 1,
+  /** Set the fd flags. */
+  F_SETFD: 2,
+  /** The close-on-exec fd flag. */
+  FD_CLOEXEC: 1,
+  /** Duplicate to the lowest free fd ≥ the argument, close-on-exec. */
+  F_DUPFD_CLOEXEC: 1030,
+} as const;
+
 /** The errno names the library handles; each family maps them to its own numbers. */
 export type ErrnoName =
   | "EPERM"

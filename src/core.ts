@@ -36,26 +36,40 @@ export const MAX_GROWTH_ATTEMPTS = 8;
 export const MAX_ERRNO_RETRIES = 4;
 
 /**
- * The errno values getsockopt(2) can return for the peer options. Anything else
- * after a failed call was not set by getsockopt.
+ * The errno values getsockopt(2) can really return, per option (read in
+ * net/socket.c, net/core/sock.c and the LSMs' getpeersec hooks). Anything else
+ * after a failed call was not set by getsockopt but by code that ran between
+ * the call and the errno read: the call is made again. Per option, because a
+ * value one option can return is a forgery for another: ENOPROTOOPT after
+ * SO_PEERCRED, or ENODATA after SO_PEERSEC, would otherwise be believed.
  */
-const GETSOCKOPT_ERRNO_NAMES: readonly ErrnoName[] = [
-  "EBADF",
-  "EFAULT",
-  "EINVAL",
-  "ENOPROTOOPT",
-  "ENOTSOCK",
-  "ERANGE",
-  "ENOMEM",
-  "ENODATA",
-  "ENOTCONN",
-  "EOPNOTSUPP",
-  "ESRCH",
-  "EMFILE",
-  "ENFILE",
-  "EACCES",
+const COMMON_ERRNO_NAMES: readonly ErrnoName[] = [
+  "EBADF", // not an open fd
+  "ENOTSOCK", // not a socket
+  "EFAULT", // a bad buffer address
+  "EINVAL", // a negative length
+  "EACCES", // an LSM's socket getopt check refused
   "EPERM",
 ];
+const OPTION_ERRNO_NAMES: Readonly<Record<string, readonly ErrnoName[]>> = {
+  // security_socket_getpeersec_stream: no LSM answers, or no peer label;
+  // a too-small buffer; the LSM could not render the context.
+  SO_PEERSEC: [...COMMON_ERRNO_NAMES, "ENOPROTOOPT", "ERANGE", "ENOMEM"],
+  // sock.c copies a struct ucred, always there (cut to the buffer).
+  SO_PEERCRED: COMMON_ERRNO_NAMES,
+  // No peer credentials (TCP); a too-small buffer; before Linux 4.13.
+  SO_PEERGROUPS: [...COMMON_ERRNO_NAMES, "ENODATA", "ERANGE", "ENOPROTOOPT"],
+  // No peer pid; pidfd_prepare's failures; before Linux 6.5.
+  SO_PEERPIDFD: [
+    ...COMMON_ERRNO_NAMES,
+    "ENODATA",
+    "ESRCH",
+    "EMFILE",
+    "ENFILE",
+    "ENOMEM",
+    "ENOPROTOOPT",
+  ],
+};
 
 /** Opens the platform on first use; see `openPlatform` in runtime.ts. */
 export type PlatformProvider = () => {
@@ -96,7 +110,8 @@ export class PeerSecReader {
   #provide: PlatformProvider;
   #backend: LibcBackend | undefined;
   #constants: ArchitectureConstants | undefined;
-  #validErrno = new Set<number>();
+  /** Per option number: the errno values getsockopt can return for it. */
+  #validErrno = new Map<number, ReadonlySet<number>>();
   #value = new Uint8Array(INITIAL_CAPACITY);
   // Native-endian 32-bit views of #value, for ucred and gid_t[] answers.
   #valueInt32 = new Int32Array(this.#value.buffer);
@@ -122,8 +137,13 @@ export class PeerSecReader {
 
   #open(): void {
     const { backend, constants } = this.#provide();
-    for (const name of GETSOCKOPT_ERRNO_NAMES) {
-      this.#validErrno.add(constants.errno[name]);
+    for (const [optionName, names] of Object.entries(OPTION_ERRNO_NAMES)) {
+      const option =
+        constants.socket[optionName as keyof typeof constants.socket];
+      this.#validErrno.set(
+        option,
+        new Set(names.map((name) => constants.errno[name])),
+      );
     }
     this.#constants = constants;
     this.#backend = backend;
@@ -154,6 +174,10 @@ export class PeerSecReader {
   ): CallResult {
     const backend = this.backend;
     const level = this.constants.socket.SOL_SOCKET;
+    const validErrno = this.#validErrno.get(option);
+    if (validErrno === undefined) {
+      throw new RangeError(`no errno table for socket option ${optionName}`);
+    }
     for (let retry = 0;; retry++) {
       const result = backend.getsockopt(
         fd,
@@ -162,7 +186,7 @@ export class PeerSecReader {
         this.#value,
         capacity,
       );
-      if (result.rc !== -1 || this.#validErrno.has(result.errno)) {
+      if (result.rc !== -1 || validErrno.has(result.errno)) {
         return result;
       }
       if (retry === MAX_ERRNO_RETRIES) {

@@ -19,17 +19,31 @@ export interface SELinuxContext {
   level: string | null;
 }
 
+/** One profile of an AppArmor label, with the policy namespace it lives in. */
+export interface AppArmorProfile {
+  /**
+   * The profile's policy namespace as the kernel names it relative to the
+   * reader's (`"podman"`, `"a//b"` for a nested one), or `null` for the
+   * reader's own namespace.
+   */
+  namespace: string | null;
+  /** The profile's name, e.g. `/usr/sbin/nginx` or `parent//hat`. */
+  name: string;
+}
+
 /** An AppArmor label, split into its parts. */
 export interface AppArmorLabel {
   /**
-   * The profiles: one, or several for a stack (`a//&b`). Each is written as in
-   * the label without the label's namespace; a stacked profile from another
-   * namespace keeps its own `:ns:` prefix.
+   * The profiles: one, or several for a stack (`a//&b`), each with its own
+   * namespace. The kernel writes a `:ns:` prefix only where the namespace
+   * changes (a label's profiles are sorted by namespace), so in
+   * `a//&:ns:b//&c` both `b` and `c` are in `ns` — compare namespace and name
+   * together, never a name alone.
    */
-  profiles: string[];
+  profiles: AppArmorProfile[];
   /** `enforce`, `complain`, `kill`, `unconfined`, `mixed`, … or `null` when the label has none (`unconfined`). */
   mode: string | null;
-  /** The policy namespace of the (first) profile, or `null` for the root namespace. */
+  /** The namespace of the first profile (`null`: the reader's own). */
   namespace: string | null;
 }
 
@@ -44,6 +58,9 @@ function checkString(name: string, label: unknown): string {
   return label.replace(/\n$/, "").replace(/\0$/, "");
 }
 
+/** C0 controls, DEL and C1 controls: never part of a label a person may read. */
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
+
 function malformed(kind: string, label: string, why: string): PeerSecError {
   return new PeerSecError(
     `not ${kind}: ${JSON.stringify(label)} (${why})`,
@@ -51,15 +68,37 @@ function malformed(kind: string, label: string, why: string): PeerSecError {
   );
 }
 
-/** user, role and type: identifiers without separators or blanks. */
-const SELINUX_NAME = /^[^\s:\0]+$/;
-/** A level or range: sensitivities and categories, which contain `:` `-` `.` `,`. */
-const SELINUX_LEVEL = /^[^\s\0]+$/;
+/** user, role and type: policy identifiers (letters, digits, `_`, `.`, `-`). */
+const SELINUX_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+/** One category or a range of them: `c5`, `c0.c1023`. */
+const CATEGORY = String.raw`c(\d+)(?:\.c(\d+))?`;
+/** A level: a sensitivity and optional categories, `s0` or `s0:c0.c3,c7`. */
+const LEVEL = String.raw`s\d+(?::${CATEGORY}(?:,${CATEGORY})*)?`;
+/** A level or a range of two levels: `s0-s15:c0.c1023`. */
+const SELINUX_LEVEL = new RegExp(`^${LEVEL}(?:-${LEVEL})?$`);
+
+/** Why a level is not one, or null when it is. */
+function levelProblem(level: string): string | null {
+  if (level === "") return "empty level";
+  if (!SELINUX_LEVEL.test(level)) {
+    return `invalid level ${JSON.stringify(level)} (expected ` +
+      "sensitivity[:categories][-sensitivity[:categories]], e.g. s0-s0:c0.c1023)";
+  }
+  // A category range runs upwards: c5.c3 is not one.
+  for (const [, low, high] of level.matchAll(/c(\d+)\.c(\d+)/g)) {
+    if (Number(high) <= Number(low)) {
+      return `invalid category range c${low}.c${high}`;
+    }
+  }
+  return null;
+}
 
 /**
- * Splits an SELinux security context `user:role:type[:level]`. The level
- * (MLS/MCS) may itself contain colons (`s0-s0:c0.c1023`): everything after the
- * third colon is the level.
+ * Splits and validates an SELinux security context `user:role:type[:level]`.
+ * The level (MLS/MCS) may itself contain colons (`s0-s0:c0.c1023`):
+ * everything after the third colon is the level, which must be
+ * `sensitivity[:categories][-sensitivity[:categories]]` with categories `cN`,
+ * `cN.cM` (N < M) and comma lists of them. Control characters are refused.
  *
  * @param context A context as SO_PEERSEC or `/proc/<pid>/attr/current` gives it
  *   (one trailing newline or NUL is accepted).
@@ -77,6 +116,9 @@ const SELINUX_LEVEL = /^[^\s\0]+$/;
  */
 export function parseSELinuxContext(context: string): SELinuxContext {
   const text = checkString("parseSELinuxContext", context);
+  if (CONTROL_CHARACTER.test(text)) {
+    throw malformed("an SELinux context", context, "control characters");
+  }
   const first = text.indexOf(":");
   const second = text.indexOf(":", first + 1);
   if (first === -1 || second === -1) {
@@ -106,13 +148,8 @@ export function parseSELinuxContext(context: string): SELinuxContext {
       );
     }
   }
-  if (level !== null && !SELINUX_LEVEL.test(level)) {
-    throw malformed(
-      "an SELinux context",
-      context,
-      level === "" ? "empty level" : "invalid level",
-    );
-  }
+  const problem = level === null ? null : levelProblem(level);
+  if (problem !== null) throw malformed("an SELinux context", context, problem);
   return { user, role, type, level };
 }
 
@@ -146,7 +183,8 @@ function splitNamespace(
  *
  * @param label A label as SO_PEERSEC or `/proc/<pid>/attr/current` gives it
  *   (one trailing newline is accepted).
- * @returns The profiles, the mode and the namespace.
+ * @returns The profiles with their namespaces, the mode, and the first
+ *   profile's namespace.
  * @throws {TypeError} when `label` is not a string.
  * @throws {PeerSecError} with code `ERR_MALFORMED_LABEL` when it is not a label.
  *
@@ -154,20 +192,29 @@ function splitNamespace(
  * ```ts
  * import { parseAppArmorLabel } from "@peersec/peersec";
  *
- * parseAppArmorLabel("/usr/sbin/cupsd//&:podman:container (mixed)");
- * // { profiles: ["/usr/sbin/cupsd", ":podman:container"], mode: "mixed", namespace: null }
+ * const { profiles } = parseAppArmorLabel("/usr/sbin/cupsd//&:podman:a//&b (mixed)");
+ * // [{ namespace: null, name: "/usr/sbin/cupsd" },
+ * //  { namespace: "podman", name: "a" }, { namespace: "podman", name: "b" }]
  * ```
  */
 export function parseAppArmorLabel(label: string): AppArmorLabel {
   const text = checkString("parseAppArmorLabel", label);
-  if (text.trim() === "" || text.includes("\0") || text.includes("\n")) {
-    throw malformed("an AppArmor label", label, "empty or not one line");
+  if (text.trim() === "" || CONTROL_CHARACTER.test(text)) {
+    throw malformed(
+      "an AppArmor label",
+      label,
+      "empty, or has control characters",
+    );
   }
   const modeMatch = APPARMOR_MODE.exec(text);
   const mode = modeMatch ? modeMatch[1] : null;
   const body = modeMatch ? text.slice(0, modeMatch.index) : text;
-  const components = body.split("//&");
-  const parsed = components.map((component) => {
+  // security/apparmor/label.c prints a profile's namespace only when it
+  // differs from the previous profile's; profiles in the reader's own
+  // namespace sort first and are never prefixed. So an unprefixed profile
+  // after a prefixed one is in that same namespace.
+  let current: string | null = null;
+  const profiles = body.split("//&").map((component) => {
     if (component === "" || component !== component.trim()) {
       throw malformed(
         "an AppArmor label",
@@ -175,14 +222,12 @@ export function parseAppArmorLabel(label: string): AppArmorLabel {
         "empty profile or stray blanks",
       );
     }
-    return splitNamespace(component, label);
-  });
-  const namespace = parsed[0].namespace;
-  const profiles = parsed.map(({ namespace: own, profile }, index) => {
+    const { namespace, profile } = splitNamespace(component, label);
+    if (namespace !== null) current = namespace;
     if (profile === "") {
       throw malformed("an AppArmor label", label, "empty profile name");
     }
-    return own === namespace ? profile : components[index];
+    return { namespace: current, name: profile };
   });
-  return { profiles, mode, namespace };
+  return { profiles, mode, namespace: profiles[0].namespace };
 }

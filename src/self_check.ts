@@ -5,9 +5,8 @@
  * @module
  */
 import { readFileSync } from "node:fs";
+import type { PeerSecReader } from "./core.ts";
 import { PeerSecError } from "./errors.ts";
-import { defaultReader } from "./default_reader.ts";
-import { currentEnvironment } from "./runtime.ts";
 
 /** What the self-check found. */
 export interface SelfCheckReport {
@@ -49,12 +48,24 @@ function readText(path: string): { text: string | null; error: string | null } {
   }
 }
 
+/** Where the self-check runs, as the runtime layer describes it. */
+export interface SelfCheckEnvironment {
+  /** The detected runtime. */
+  readonly runtime: string;
+  /** The operating system. */
+  readonly os: string;
+  /** The CPU architecture. */
+  readonly architecture: string;
+}
+
 /**
- * Runs the self-check. Throws a `PeerSecError` only when the library itself
- * cannot run here (platform, runtime, libc, permission).
+ * Runs the self-check through `reader`. Throws a `PeerSecError` only when the
+ * library itself cannot run here (platform, runtime, libc, permission).
  */
-export function selfCheck(): SelfCheckReport {
-  const environment = currentEnvironment();
+export function selfCheck(
+  reader: PeerSecReader,
+  environment: SelfCheckEnvironment,
+): SelfCheckReport {
   const lsm = readText("/sys/kernel/security/lsm");
   const processLabel = readText("/proc/self/attr/current");
   const report: SelfCheckReport = {
@@ -72,7 +83,7 @@ export function selfCheck(): SelfCheckReport {
     labelsAvailable: false,
     verdict: "",
   };
-  const { backend, constants } = defaultReader;
+  const { backend, constants } = reader;
   report.libraryPath = backend.libraryPath;
   report.ffi = backend.ffi;
   const fds = new Int32Array(2);
@@ -80,16 +91,16 @@ export function selfCheck(): SelfCheckReport {
   const made = backend.socketpair(AF_UNIX, SOCK_STREAM, 0, fds);
   if (made.rc !== 0) {
     throw new PeerSecError(
-      `socketpair failed [${defaultReader.errnoName(made.errno)}]`,
+      `socketpair failed [${reader.errnoName(made.errno)}]`,
       {
-        code: defaultReader.errnoName(made.errno),
+        code: reader.errnoName(made.errno),
         errno: made.errno,
         syscall: "socketpair",
       },
     );
   }
   try {
-    report.socketLabel = defaultReader.getPeerSecurityContext(fds[0]);
+    report.socketLabel = reader.getPeerSecurityContext(fds[0]);
     report.labelsAvailable = true;
     report.verdict = "labels available: SO_PEERSEC reports the peer's label";
   } catch (error) {

@@ -6,6 +6,7 @@
  * @module
  */
 import { checkFd, type PeerSecReader } from "./core.ts";
+import { FCNTL } from "./constants.ts";
 import { PeerSecError } from "./errors.ts";
 import { closeFileDescriptor } from "./identity.ts";
 
@@ -121,7 +122,44 @@ export function borrowSocketFd(reader: PeerSecReader, socket: unknown): number {
   return fd;
 }
 
-/** See `withSocketFd` in mod.ts. */
+/**
+ * A close-on-exec duplicate of `fd`: the same open socket under a number the
+ * caller owns. It stays that socket when the runtime closes `fd` and the
+ * kernel hands the number to the next connection.
+ */
+export function duplicateFd(reader: PeerSecReader, fd: number): number {
+  const { rc, errno } = reader.backend.fcntl(fd, FCNTL.F_DUPFD_CLOEXEC, 0);
+  if (rc === -1) {
+    const code = reader.errnoName(errno);
+    throw new PeerSecError(
+      `fcntl(${fd}, F_DUPFD_CLOEXEC) failed with errno ${errno} [${code}]`,
+      { code, errno, syscall: "fcntl", fd },
+    );
+  }
+  return rc;
+}
+
+/** Closes an fd of our own; a failure (it cannot be a leak) is not the caller's. */
+function closeOwn(reader: PeerSecReader, fd: number): void {
+  try {
+    closeFileDescriptor(reader, fd);
+  } catch {
+    // EBADF (someone closed our number) or EIO: nothing is left to release.
+  }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === "object" || typeof value === "function") &&
+    value !== null && typeof (value as { then?: unknown }).then === "function";
+}
+
+/**
+ * See `withSocketFd` in mod.ts. `use` never sees the socket's own fd: it gets
+ * a duplicate that this function owns and closes when `use` returns, throws,
+ * or — when `use` returns a promise or any thenable — once that settles. So a
+ * read after an `await` still reads the same connection, even if the runtime
+ * closed the socket and its number went to a new peer meanwhile.
+ */
 export function withFoundSocketFd<T>(
   reader: PeerSecReader,
   socket: unknown,
@@ -130,25 +168,38 @@ export function withFoundSocketFd<T>(
   if (typeof use !== "function") {
     throw new TypeError("withSocketFd needs a function to call with the fd");
   }
-  const { fd, duplicate } = findFd(socket);
-  checkFd(fd);
-  if (!duplicate) return use(fd);
+  const found = findFd(socket);
+  checkFd(found.fd);
+  let fd: number;
+  try {
+    fd = duplicateFd(reader, found.fd);
+  } finally {
+    // Deno's TCP sockets hand out a duplicate already: ours replaces it.
+    if (found.duplicate) closeOwn(reader, found.fd);
+  }
   let result: T;
   try {
     result = use(fd);
   } catch (error) {
-    closeFileDescriptor(reader, fd);
+    closeOwn(reader, fd);
     throw error;
   }
-  if (
-    result !== null && typeof result === "object" &&
-    typeof (result as { then?: unknown }).then === "function"
-  ) {
-    // An async callback: keep the duplicate open until it settles.
-    return (result as unknown as Promise<unknown>).finally(() =>
-      closeFileDescriptor(reader, fd)
-    ) as T;
+  if (!isThenable(result)) {
+    closeOwn(reader, fd);
+    return result;
   }
-  closeFileDescriptor(reader, fd);
-  return result;
+  // Settled through then(), not finally(): a thenable need not have finally,
+  // and a failing close must not turn the callback's success into a rejection.
+  return new Promise((resolve, reject) => {
+    Promise.resolve(result).then(
+      (value) => {
+        closeOwn(reader, fd);
+        resolve(value);
+      },
+      (error) => {
+        closeOwn(reader, fd);
+        reject(error);
+      },
+    );
+  }) as T;
 }

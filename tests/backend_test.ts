@@ -19,7 +19,7 @@ import {
   tryGetPeerSecurityContext,
 } from "../mod.ts";
 import { PeerSecReader } from "../src/core.ts";
-import { detectRuntime, openPlatform } from "../src/runtime.ts";
+import { detectRuntime, openPlatform } from "../ffi/runtime.ts";
 import {
   procAttrCurrent,
   socketPair,

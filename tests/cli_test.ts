@@ -104,8 +104,8 @@ test("deno without --allow-ffi: one line, exit 1, no stack trace", () => {
   assert.equal(stdout, "");
   assert.equal(
     stderr.trim(),
-    "peersec: Deno refused to load libc.so.6: run with --allow-ffi " +
-      "(peersec calls getsockopt in libc) [ERR_FFI_PERMISSION]",
+    "peersec: Deno does not allow FFI: run with --allow-ffi (peersec calls " +
+      "getsockopt in libc; it never asks at a prompt) [ERR_FFI_PERMISSION]",
   );
 });
 

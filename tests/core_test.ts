@@ -8,6 +8,12 @@ import {
   MAX_ERRNO_RETRIES,
   MAX_GROWTH_ATTEMPTS,
 } from "../src/core.ts";
+import type { PeerSecReader } from "../src/core.ts";
+import {
+  readPeerCredentials,
+  readPeerGroups,
+  readPeerPidfd,
+} from "../src/identity.ts";
 import { bytes, E, fakeReader, withNul } from "./fake_libc.ts";
 
 const capacities = (libc: { calls: { capacity: number }[] }) =>
@@ -112,7 +118,6 @@ test("each errno becomes a PeerSecError with its name, value, syscall and fd", (
     [E.EFAULT, "EFAULT", /failed with errno 14/],
     [E.ENOMEM, "ENOMEM", /out of memory/],
     [E.EACCES, "EACCES", /permission denied/],
-    [E.ENOTCONN, "ENOTCONN", /not connected/],
   ];
   for (const [errno, code, message] of cases) {
     const { reader } = fakeReader([{ errno }]);
@@ -255,6 +260,53 @@ test("errno clobbered once (Deno's ENOENT) then real: the call is made again", (
   const second = fakeReader([{ errno: 0 }, { value: withNul(label) }]);
   assert.equal(second.reader.getPeerSecurityContext(3), label);
   assert.equal(second.libc.calls.length, 2);
+});
+
+test("errno is checked per option: what one option can return is a forgery for another", () => {
+  // SO_PEERSEC never answers ENODATA, ESRCH, EMFILE or ENOTCONN: each is a
+  // clobbered errno, so the call is made again and the real EBADF comes out.
+  for (const forged of [E.ENODATA, E.ESRCH, E.EMFILE, E.ENOTCONN]) {
+    const { reader, libc } = fakeReader([{ errno: forged }, {
+      errno: E.EBADF,
+    }]);
+    assert.throws(
+      () => reader.tryGetPeerSecurityContext(7),
+      (error) => assertPeerSecError(error, { code: "EBADF", fd: 7 }),
+      `SO_PEERSEC after a forged errno ${forged}`,
+    );
+    assert.equal(libc.calls.length, 2);
+  }
+  // SO_PEERCRED never answers ENOPROTOOPT (a clobber to it after a real
+  // EBADF must not pass for "no such option").
+  const credentials = fakeReader([{ errno: E.ENOPROTOOPT }, {
+    errno: E.EBADF,
+  }]);
+  assert.throws(
+    () => readPeerCredentials(credentials.reader, 7),
+    (error) => assertPeerSecError(error, { code: "EBADF" }),
+  );
+  assert.equal(credentials.libc.calls.length, 2);
+  // …while the errnos each option really returns are believed at once.
+  const cases: [(reader: PeerSecReader) => unknown, number, string][] = [
+    [(reader) => readPeerPidfd(reader, 7), E.ESRCH, "ESRCH"],
+    [(reader) => readPeerPidfd(reader, 7), E.ENODATA, "ENODATA"],
+    [(reader) => readPeerGroups(reader, 7), E.ENODATA, "ENODATA"],
+    [(reader) => reader.getPeerSecurityContext(7), E.ENOMEM, "ENOMEM"],
+  ];
+  for (const [read, errno, code] of cases) {
+    const { reader, libc } = fakeReader([{ errno }]);
+    assert.throws(
+      () => read(reader),
+      (error) => assertPeerSecError(error, { code }),
+    );
+    assert.equal(libc.calls.length, 1, code);
+  }
+  // A forged errno that never stops being forged: bounded, then said so.
+  const stuck = fakeReader([{ errno: E.ENOTCONN }]);
+  assert.throws(
+    () => stuck.reader.tryGetPeerSecurityContext(7),
+    (error) => assertPeerSecError(error, { code: "ERR_ERRNO_UNRELIABLE" }),
+  );
 });
 
 test("an ERANGE whose errno was clobbered still grows", () => {

@@ -86,6 +86,16 @@ export class FakeLibc implements LibcBackend {
   close(): CallResult {
     throw new Error("not scripted");
   }
+
+  /** fcntl calls made, and the answers to give them in order (default rc 0). */
+  readonly fcntlCalls: { fd: number; command: number; argument: number }[] = [];
+  readonly fcntlAnswers: { rc: number; errno?: number }[] = [];
+
+  fcntl(fd: number, command: number, argument: number): CallResult {
+    this.fcntlCalls.push({ fd, command, argument });
+    const answer = this.fcntlAnswers.shift() ?? { rc: 0 };
+    return { rc: answer.rc, errno: answer.errno ?? 0, len: 0 };
+  }
 }
 
 /** A reader over a fake libc, plus a counter of how often it was opened. */

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import {
   chmodSync,
+  copyFileSync,
   existsSync,
   mkdtempSync,
   readFileSync,
@@ -13,8 +14,8 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { defaultReader } from "../src/default_reader.ts";
-import { detectRuntime } from "../src/runtime.ts";
+import { defaultReader } from "../ffi/default_reader.ts";
+import { detectRuntime } from "../ffi/runtime.ts";
 
 /**
  * The repository's root: the nearest folder above this file with deno.json.
@@ -76,19 +77,87 @@ export function netSocketFd(socket: net.Socket): number {
 }
 
 /**
+ * The machine's Python, by absolute path: a PATH lookup may find a shim in a
+ * home directory that another uid cannot enter.
+ */
+export const SYSTEM_PYTHON = "/usr/bin/python3";
+
+/** A child process whose end is always observed, and bounded in time. */
+export interface ClientProcess {
+  /** Its pid. */
+  readonly pid: number;
+  /** Settles when it exits (or is killed at its deadline). */
+  readonly exited: Promise<{ code: number | null; signal: string | null }>;
+  /** `promise`, unless the process exits or its deadline passes first. */
+  racing<T>(promise: Promise<T>): Promise<T>;
+  /** Kills it if it still runs, and waits for its end. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Spawns a process that cannot hang a test: it is killed after `timeoutMs`,
+ * and `racing` turns "it died before doing its part" into a failure instead
+ * of a wait forever.
+ */
+export function startProcess(
+  command: string,
+  args: string[],
+  options: { env?: Record<string, string | undefined>; timeoutMs?: number } =
+    {},
+): ClientProcess {
+  const child = spawn(command, args, {
+    stdio: ["ignore", "ignore", "inherit"],
+    env: options.env ?? process.env,
+  });
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const deadline = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  const exited = new Promise<{ code: number | null; signal: string | null }>(
+    (resolve) => {
+      child.once("error", () => resolve({ code: null, signal: "spawn-error" }));
+      child.once("exit", (code, signal) => resolve({ code, signal }));
+    },
+  ).finally(() => clearTimeout(deadline));
+  return {
+    pid: child.pid ?? -1,
+    exited,
+    racing<T>(promise: Promise<T>): Promise<T> {
+      const died = exited.then(({ code, signal }) => {
+        throw new Error(
+          `${command} ${
+            args.join(" ")
+          } ended (exit ${code}, signal ${signal}) ` +
+            "before the test got what it waited for",
+        );
+      });
+      died.catch(() => {}); // only a failure if it wins the race
+      return Promise.race([promise, died]);
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGKILL");
+      }
+      await exited;
+    },
+  };
+}
+
+/**
  * Listens on a fresh UNIX socket path, starts a client in a separate process,
  * and calls `use` with the accepted connection's fd and the client's pid.
+ * With `prefix` (e.g. setpriv, to run as another user) the client is a Python
+ * script copied next to the socket, so that the other user can read and run
+ * it wherever the repository lives.
  */
 export async function withClientProcessConnection<T>(
   use: (fd: number, clientPid: number) => T | Promise<T>,
   options: { prefix?: string[] } = {},
 ): Promise<T> {
   const directory = mkdtempSync(join(tmpdir(), "peersec-test-"));
-  // A client started under another uid must reach the socket and have a
-  // writable home (Deno keeps a cache there).
-  chmodSync(directory, 0o777);
+  // A client started under another uid must reach the socket and its script.
+  chmodSync(directory, 0o755);
   const path = join(directory, "server.sock");
   const server = net.createServer();
+  let client: ClientProcess | undefined;
   try {
     const accepted = new Promise<net.Socket>((resolve, reject) => {
       server.once("connection", resolve);
@@ -96,33 +165,31 @@ export async function withClientProcessConnection<T>(
     });
     await new Promise<void>((resolve) => server.listen(path, resolve));
     chmodSync(path, 0o777);
-    const [command, ...args] = [
-      ...(options.prefix ?? []),
-      ...runtimeCommand(fixture("unix_client.mjs"), [path]),
-    ];
-    const env = options.prefix
-      ? { ...process.env, HOME: directory, DENO_DIR: join(directory, "deno") }
-      : process.env;
-    const client = spawn(command, args, {
-      stdio: ["ignore", "ignore", "inherit"],
-      env,
-    });
-    const exited = new Promise<number | null>((resolve) =>
-      client.once("exit", resolve)
+    let command: string[];
+    if (options.prefix) {
+      const script = join(directory, "unix_client.py");
+      copyFileSync(fixture("unix_client.py"), script);
+      chmodSync(script, 0o644);
+      command = [...options.prefix, SYSTEM_PYTHON, script, path];
+    } else {
+      command = runtimeCommand(fixture("unix_client.mjs"), [path]);
+    }
+    client = startProcess(command[0], command.slice(1));
+    const socket = await client.racing(accepted);
+    await client.racing(
+      new Promise((resolve) => socket.once("data", resolve)),
     );
-    const socket = await accepted;
-    await new Promise((resolve) => socket.once("data", resolve));
     let result: T;
     try {
-      result = await use(netSocketFd(socket), client.pid!);
+      result = await use(netSocketFd(socket), client.pid);
     } finally {
       socket.end();
-      await exited;
     }
-    const code = await exited;
+    const { code } = await client.exited;
     assert.equal(code, 0, `client process exited with ${code}`);
     return result;
   } finally {
+    await client?.stop();
     await new Promise((resolve) => server.close(resolve));
     rmSync(directory, { recursive: true, force: true });
   }

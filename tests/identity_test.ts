@@ -12,7 +12,7 @@ import {
   getPeerPidfd,
   PeerSecError,
 } from "../mod.ts";
-import { defaultReader } from "../src/default_reader.ts";
+import { defaultReader } from "../ffi/default_reader.ts";
 import {
   readPeerCredentials,
   readPeerGroups,

@@ -56,6 +56,31 @@ test("SELinux contexts: the level may contain colons, or be absent", () => {
       level: "s0",
     }],
     ["u:r:t:s0\n", { user: "u", role: "r", type: "t", level: "s0" }],
+    // Every valid level form stays accepted.
+    ["u:r:t:s0-s15:c0.c1023", {
+      user: "u",
+      role: "r",
+      type: "t",
+      level: "s0-s15:c0.c1023",
+    }],
+    ["u:r:t:s0:c0,c5-s3:c0.c9", {
+      user: "u",
+      role: "r",
+      type: "t",
+      level: "s0:c0,c5-s3:c0.c9",
+    }],
+    ["u:r:t:s2:c1,c3.c7,c9", {
+      user: "u",
+      role: "r",
+      type: "t",
+      level: "s2:c1,c3.c7,c9",
+    }],
+    ["system_u:object_r:etc.foo-bar_t:s0", {
+      user: "system_u",
+      role: "object_r",
+      type: "etc.foo-bar_t",
+      level: "s0",
+    }],
   ];
   for (const [context, expected] of cases) {
     assert.deepEqual(parseSELinuxContext(context), expected, context);
@@ -78,6 +103,22 @@ test("SELinux: the single-word labels of an unconfigured policy are not contexts
       "a:b:c:s0 s1",
       "a:b:c:s0\0x",
       "a:b:c\n\n",
+      // Levels that are not sensitivity[:categories][-sensitivity[:categories]].
+      "u:r:t:s0:",
+      "u:r:t:s0-",
+      "u:r:t:-",
+      "u:r:t:::",
+      "u:r:t:c0.c1023",
+      "u:r:t:s0:c5.c3",
+      "u:r:t:s0:c0,",
+      "u:r:t:s0:c0..c3",
+      "u:r:t:s0-s1-s2",
+      "u:r:t:s0:c0:c1",
+      // Control characters: a terminal would obey them.
+      "u:r:t\u001b[2K:s0",
+      "u\u0007:r:t:s0",
+      "u:r:t:s0\u001b]0;owned\u0007",
+      "u:r\u009b:t:s0",
     ]
   ) {
     assert.throws(
@@ -94,49 +135,83 @@ test("SELinux: the single-word labels of an unconfigured policy are not contexts
 });
 
 test("AppArmor labels: profile, mode, stack, namespace", () => {
+  const root = (name: string) => ({ namespace: null, name });
+  const inNamespace = (namespace: string, name: string) => ({
+    namespace,
+    name,
+  });
   const cases: [string, AppArmorLabel][] = [
-    ["unconfined", { profiles: ["unconfined"], mode: null, namespace: null }],
+    ["unconfined", {
+      profiles: [root("unconfined")],
+      mode: null,
+      namespace: null,
+    }],
     ["/usr/sbin/nginx (enforce)", {
-      profiles: ["/usr/sbin/nginx"],
+      profiles: [root("/usr/sbin/nginx")],
       mode: "enforce",
       namespace: null,
     }],
     ["firefox (complain)", {
-      profiles: ["firefox"],
+      profiles: [root("firefox")],
       mode: "complain",
       namespace: null,
     }],
-    ["a//&b (mixed)", { profiles: ["a", "b"], mode: "mixed", namespace: null }],
+    ["a//&b (mixed)", {
+      profiles: [root("a"), root("b")],
+      mode: "mixed",
+      namespace: null,
+    }],
     [":ns:profile (complain)", {
-      profiles: ["profile"],
+      profiles: [inNamespace("ns", "profile")],
       mode: "complain",
       namespace: "ns",
     }],
     [":ns://profile (enforce)", {
-      profiles: ["profile"],
+      profiles: [inNamespace("ns", "profile")],
       mode: "enforce",
       namespace: "ns",
     }],
     [":ns:a//&:ns:b (enforce)", {
-      profiles: ["a", "b"],
+      profiles: [inNamespace("ns", "a"), inNamespace("ns", "b")],
       mode: "enforce",
       namespace: "ns",
     }],
     ["/usr/sbin/cupsd//&:podman:container (mixed)", {
-      profiles: ["/usr/sbin/cupsd", ":podman:container"],
+      profiles: [root("/usr/sbin/cupsd"), inNamespace("podman", "container")],
       mode: "mixed",
       namespace: null,
     }],
+    // The kernel prefixes a namespace only where it changes: c is in ns, not
+    // in the reader's namespace (security/apparmor/label.c).
+    ["a//&:ns:b//&c (mixed)", {
+      profiles: [root("a"), inNamespace("ns", "b"), inNamespace("ns", "c")],
+      mode: "mixed",
+      namespace: null,
+    }],
+    [":x:a//&b//&:y:c//&d", {
+      profiles: [
+        inNamespace("x", "a"),
+        inNamespace("x", "b"),
+        inNamespace("y", "c"),
+        inNamespace("y", "d"),
+      ],
+      mode: null,
+      namespace: "x",
+    }],
     // Hierarchical profiles (hats, null profiles) keep their "//".
     ["/usr/sbin/apache2//HANDLING_UNTRUSTED_INPUT (enforce)", {
-      profiles: ["/usr/sbin/apache2//HANDLING_UNTRUSTED_INPUT"],
+      profiles: [root("/usr/sbin/apache2//HANDLING_UNTRUSTED_INPUT")],
       mode: "enforce",
       namespace: null,
     }],
     // As /proc/<pid>/attr/current gives it, with its newline.
-    ["unconfined\n", { profiles: ["unconfined"], mode: null, namespace: null }],
+    ["unconfined\n", {
+      profiles: [root("unconfined")],
+      mode: null,
+      namespace: null,
+    }],
     ["p".repeat(250) + " (complain)\n", {
-      profiles: ["p".repeat(250)],
+      profiles: [root("p".repeat(250))],
       mode: "complain",
       namespace: null,
     }],
@@ -161,6 +236,8 @@ test("AppArmor: malformed labels are refused", () => {
       " (enforce)",
       "a\0b",
       "a\nb",
+      "evil\u001b[2K\rroot (enforce)",
+      "a\u0007",
     ]
   ) {
     assert.throws(

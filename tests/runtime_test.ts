@@ -16,7 +16,7 @@ import {
   libcCandidates,
   openPlatform,
   type RuntimeEnvironment,
-} from "../src/runtime.ts";
+} from "../ffi/runtime.ts";
 import { fakeReader, withNul } from "./fake_libc.ts";
 import { binary, fixture } from "./helpers.ts";
 

@@ -5,13 +5,23 @@ import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import {
+  closeFd,
   getPeerCredentials,
   PeerSecError,
   socketFd,
   withSocketFd,
 } from "../mod.ts";
-import { detectRuntime } from "../src/runtime.ts";
+import { detectRuntime } from "../ffi/runtime.ts";
+import {
+  type ClientProcess,
+  fixture,
+  startProcess,
+  SYSTEM_PYTHON,
+} from "./helpers.ts";
 
 const runtime = detectRuntime();
 const openFdCount = () => readdirSync("/proc/self/fd").length;
@@ -53,15 +63,114 @@ async function withConnection(
   }
 }
 
-test(`${runtime}: a node:net UNIX socket gives its own fd`, async () => {
+test(`${runtime}: a node:net UNIX socket gives its own fd; withSocketFd a duplicate it closes`, async () => {
   await withConnection("unix", (socket) => {
     const fd = socketFd(socket);
     assert.equal(getPeerCredentials(fd).pid, process.pid);
+    const before = openFdCount();
+    const inner = withSocketFd(socket, (inner) => {
+      assert.equal(openFdCount(), before + 1, "a duplicate is open");
+      assert.equal(getPeerCredentials(inner).pid, process.pid);
+      return inner;
+    });
+    assert.notEqual(inner, fd, "the callback gets a duplicate of its own");
+    assert.equal(openFdCount(), before, "closed after the callback");
+  });
+});
+
+test(`${runtime}: withSocketFd across an await still reads its own peer when the fd number went to a new client`, async () => {
+  const directory = mkdtempSync(join(tmpdir(), "peersec-race-"));
+  const path = join(directory, "race.sock");
+  const server = net.createServer();
+  const waiting: ((socket: net.Socket) => void)[] = [];
+  server.on("connection", (socket) => {
+    socket.on("error", () => {});
+    // Like most servers: a client that ends its side is closed at once.
+    socket.on("end", () => socket.destroy());
+    socket.resume();
+    waiting.shift()?.(socket);
+  });
+  const nextConnection = () =>
+    new Promise<net.Socket>((resolve) => waiting.push(resolve));
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  const clients: ClientProcess[] = [];
+  try {
+    const acceptedA = nextConnection();
+    const clientA = startProcess(SYSTEM_PYTHON, [
+      fixture("unix_client.py"),
+      path,
+    ]);
+    clients.push(clientA);
+    const socketA = await clientA.racing(acceptedA);
+    const fdA = socketFd(socketA);
+    const seen = await withSocketFd(socketA, async (fd) => {
+      // A says goodbye and goes away while the callback awaits; the runtime
+      // closes fd A and the kernel hands that number to the next client, B.
+      const closedA = new Promise((resolve) => socketA.once("close", resolve));
+      socketA.write("bye\n");
+      await clientA.exited;
+      await closedA;
+      const acceptedB = nextConnection();
+      const clientB = startProcess(SYSTEM_PYTHON, [
+        fixture("unix_client.py"),
+        path,
+      ]);
+      clients.push(clientB);
+      const socketB = await clientB.racing(acceptedB);
+      const fdB = socketFd(socketB);
+      const peer = getPeerCredentials(fd);
+      socketB.write("bye\n");
+      return { fdB, peer, clientB: clientB.pid };
+    });
     assert.equal(
-      withSocketFd(socket, (inner) => inner),
-      fd,
-      "borrowed, not a dup",
+      seen.fdB,
+      fdA,
+      "the hazard happened: B's connection has A's old fd number",
     );
+    assert.equal(seen.peer.pid, clientA.pid, "read after the await: still A");
+    assert.notEqual(seen.peer.pid, seen.clientB);
+  } finally {
+    for (const client of clients) await client.stop();
+    await new Promise((resolve) => server.close(resolve));
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
+
+test(`${runtime}: withSocketFd settles thenables without finally, and a failing close is not the callback's failure`, async () => {
+  await withConnection("unix", async (socket) => {
+    const before = openFdCount();
+    // A bare thenable: no finally, no catch.
+    const thenable = withSocketFd(socket, (fd) => ({
+      then(resolve: (value: number) => void) {
+        setTimeout(() => resolve(getPeerCredentials(fd).pid), 5);
+      },
+    }));
+    assert.equal(await thenable, process.pid);
+    assert.equal(openFdCount(), before, "closed once the thenable settled");
+    // The callback closes the duplicate itself: the success stands.
+    assert.equal(
+      await withSocketFd(socket, async (fd) => {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        closeFd(fd);
+        return "still a success";
+      }),
+      "still a success",
+    );
+    assert.equal(
+      withSocketFd(socket, (fd) => {
+        closeFd(fd);
+        return "sync success";
+      }),
+      "sync success",
+    );
+    await assert.rejects(
+      withSocketFd(socket, async () => {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        throw new Error("the callback's own failure");
+      }),
+      /the callback's own failure/,
+    );
+    assert.equal(openFdCount(), before, "no duplicate left open");
   });
 });
 
@@ -104,7 +213,11 @@ if (runtime === "deno") {
       // TCP carries no credentials: the kernel's answer proves fd is a TCP socket.
       assert.throws(() => getPeerCredentials(fd), codeIs("ENODATA"));
       const before = openFdCount();
-      assert.equal(withSocketFd(socket, (inner) => inner), fd);
+      const inner = withSocketFd(socket, (inner) => {
+        assert.throws(() => getPeerCredentials(inner), codeIs("ENODATA"));
+        return inner;
+      });
+      assert.notEqual(inner, fd, "a duplicate of its own");
       assert.equal(openFdCount(), before);
     });
   });

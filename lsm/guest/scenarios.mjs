@@ -122,7 +122,7 @@ function clientSideScenario(scenario) {
   });
 }
 
-const internals = modulePath.replace(/mod\.(ts|js)$/, "src/default_reader.$1");
+const internals = modulePath.replace(/mod\.(ts|js)$/, "ffi/default_reader.$1");
 globalThis.__peersecInternals = await import(internals);
 for (const scenario of scenarios) {
   let result;

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { PeerSecReader } from "./core.ts";
+import { PeerSecReader } from "../src/core.ts";
 import { openPlatform } from "./runtime.ts";
 
 /** The reader `mod.ts` and the CLI share. */

@@ -1,23 +1,25 @@
 /**
- * Which runtime this is, which machine, and opening libc with that runtime's
- * backend. This is the only module that looks at runtime globals.
+ * The runtime layer: which runtime this is, which machine, opening libc with
+ * that runtime's backend, and reading the process environment — without ever
+ * making Deno prompt. With the backends beside it, this folder is the only
+ * place that looks at runtime globals; `src/` (the shared core) never does.
  *
  * @module
  */
-import type { LibcBackend } from "./backend.ts";
+import type { LibcBackend } from "../src/backend.ts";
 import {
   type ArchitectureConstants,
   architectureFamily,
   constantsFor,
-} from "./constants.ts";
-import { PeerSecError } from "./errors.ts";
-import { openLibc as openDenoLibc } from "../ffi/deno.ts";
-import { openLibc as openBunLibc } from "../ffi/bun.ts";
-import {
-  nodeFfi,
-  openLibcWithKoffi,
-  openLibcWithNodeFfi,
-} from "../ffi/node.ts";
+} from "../src/constants.ts";
+import { PeerSecError } from "../src/errors.ts";
+import type { PeerSecReader } from "../src/core.ts";
+import type { ActivationEnvironment } from "../src/activation.ts";
+import { readPeerPidfd } from "../src/identity.ts";
+import { readFileSync } from "node:fs";
+import { openLibc as openDenoLibc } from "./deno.ts";
+import { openLibc as openBunLibc } from "./bun.ts";
+import { nodeFfi, openLibcWithKoffi, openLibcWithNodeFfi } from "./node.ts";
 
 /** The runtimes the detector tells apart. */
 export type RuntimeName = "deno" | "bun" | "node" | "unknown";
@@ -29,11 +31,18 @@ interface RuntimeGlobals {
   Deno?: {
     version?: { deno?: string };
     build: { os: string; arch: string };
-    env: { get(name: string): string | undefined };
+    pid: number;
+    env: {
+      get(name: string): string | undefined;
+      delete(name: string): void;
+    };
     permissions?: {
-      querySync?(descriptor: { name: "env"; variable: string }): {
-        state: string;
-      };
+      querySync?(
+        descriptor:
+          | { name: "env"; variable: string }
+          | { name: "ffi"; path?: string }
+          | { name: "read"; path: string },
+      ): { state: string; partial?: boolean };
     };
     errors?: Record<string, new (...args: never[]) => Error>;
   };
@@ -43,6 +52,7 @@ interface RuntimeGlobals {
     arch?: string;
     versions?: Record<string, string | undefined>;
     env?: Record<string, string | undefined>;
+    pid?: number;
   };
 }
 
@@ -80,16 +90,25 @@ function cpuArchitecture(runtime: RuntimeName): string {
   return runtimeGlobals.process?.arch ?? "unknown";
 }
 
+/** Whether Deno grants a permission, asked without ever prompting. */
+function denoGrants(
+  descriptor:
+    | { name: "env"; variable: string }
+    | { name: "ffi"; path?: string }
+    | { name: "read"; path: string },
+): boolean {
+  return runtimeGlobals.Deno?.permissions?.querySync?.(descriptor).state ===
+    "granted";
+}
+
 /** Reads PEERSEC_LIBC without asking Deno for a permission the user did not give. */
 function libcOverride(runtime: RuntimeName): string | undefined {
   if (runtime === "deno") {
-    const deno = runtimeGlobals.Deno!;
-    const state = deno.permissions?.querySync?.({
-      name: "env",
-      variable: LIBC_ENVIRONMENT_VARIABLE,
-    }).state;
-    if (state !== "granted") return undefined;
-    return deno.env.get(LIBC_ENVIRONMENT_VARIABLE) || undefined;
+    if (!denoGrants({ name: "env", variable: LIBC_ENVIRONMENT_VARIABLE })) {
+      return undefined;
+    }
+    return runtimeGlobals.Deno!.env.get(LIBC_ENVIRONMENT_VARIABLE) ||
+      undefined;
   }
   return runtimeGlobals.process?.env?.[LIBC_ENVIRONMENT_VARIABLE] || undefined;
 }
@@ -128,6 +147,41 @@ export interface Platform {
   readonly constants: ArchitectureConstants;
 }
 
+/**
+ * Deno's dlopen prompts on a terminal when the flag does not cover the
+ * library, which would block a server's event loop on its first connection:
+ * peersec asks the permission API first and refuses on its own, naming the
+ * flag that is missing.
+ */
+function refuseWithoutFfiPermission(
+  candidates: string[],
+  allowed: (path?: string) => { granted: boolean; partial: boolean },
+): void {
+  if (candidates.some((candidate) => allowed(candidate).granted)) return;
+  const { partial } = allowed();
+  const names = candidates.join(", ");
+  if (!partial) {
+    throw new PeerSecError(
+      "Deno does not allow FFI: run with --allow-ffi (peersec calls " +
+        "getsockopt in libc; it never asks at a prompt)",
+      { code: "ERR_FFI_PERMISSION" },
+    );
+  }
+  if (!denoGrants({ name: "env", variable: LIBC_ENVIRONMENT_VARIABLE })) {
+    throw new PeerSecError(
+      `Deno's --allow-ffi is limited to some paths and does not cover ${names}; ` +
+        `if ${LIBC_ENVIRONMENT_VARIABLE} names the allowed path, peersec cannot ` +
+        `read it: add --allow-env=${LIBC_ENVIRONMENT_VARIABLE}`,
+      { code: "ERR_FFI_PERMISSION" },
+    );
+  }
+  throw new PeerSecError(
+    `Deno's --allow-ffi does not cover ${names}: allow that path, or set ` +
+      `${LIBC_ENVIRONMENT_VARIABLE} to the libc path --allow-ffi names`,
+    { code: "ERR_FFI_PERMISSION" },
+  );
+}
+
 /** What `openPlatform` decides from; tests pass their own. */
 export interface RuntimeEnvironment {
   /** The detected runtime. */
@@ -138,6 +192,13 @@ export interface RuntimeEnvironment {
   readonly architecture: string;
   /** The value of PEERSEC_LIBC, when set and readable. */
   readonly libcOverride: string | undefined;
+  /**
+   * Deno only: whether `--allow-ffi` covers a path (or, without one, all of
+   * FFI), asked without prompting. Undefined elsewhere.
+   */
+  readonly denoFfiAllowed?: (
+    path?: string,
+  ) => { granted: boolean; partial: boolean };
 }
 
 /**
@@ -156,6 +217,95 @@ export function currentEnvironment(): RuntimeEnvironment {
     os: operatingSystem(runtime),
     architecture: cpuArchitecture(runtime),
     libcOverride: libcOverride(runtime),
+    denoFfiAllowed: runtime === "deno" ? denoFfiAllowed : undefined,
+  };
+}
+
+function denoFfiAllowed(path?: string): { granted: boolean; partial: boolean } {
+  const status = runtimeGlobals.Deno?.permissions?.querySync?.(
+    path === undefined ? { name: "ffi" } : { name: "ffi", path },
+  );
+  return {
+    granted: status?.state === "granted",
+    partial: status?.partial === true,
+  };
+}
+
+/** The pidfd inode id of this process: what systemd puts in LISTEN_PIDFDID. */
+function ownPidfdId(reader: PeerSecReader, deno: boolean): bigint | null {
+  if (deno && !denoGrants({ name: "read", path: "/proc/self/fdinfo" })) {
+    throw new PeerSecError(
+      "LISTEN_PIDFDID is set: to check that the sockets are this process's, " +
+        "Deno needs --allow-read=/proc/self/fdinfo",
+      { code: "ERR_READ_PERMISSION" },
+    );
+  }
+  // A socketpair's peer is this process: SO_PEERPIDFD gives its pidfd
+  // without a raw syscall, and /proc/self/fdinfo tells the pidfd's inode.
+  const { AF_UNIX, SOCK_STREAM } = reader.constants.socket;
+  const fds = new Int32Array(2);
+  if (reader.backend.socketpair(AF_UNIX, SOCK_STREAM, 0, fds).rc !== 0) {
+    return null;
+  }
+  let pidfd = -1;
+  try {
+    pidfd = readPeerPidfd(reader, fds[0]);
+    const info = readFileSync(`/proc/self/fdinfo/${pidfd}`, "utf8");
+    const inode = /^ino:\s*(\d+)$/m.exec(info)?.[1];
+    return inode === undefined ? null : BigInt(inode);
+  } catch (error) {
+    // Before Linux 6.5 there is no SO_PEERPIDFD: the kernel cannot tell, and
+    // sd_listen_fds then relies on LISTEN_PID alone, as this does.
+    if (error instanceof PeerSecError) return null;
+    throw error;
+  } finally {
+    if (pidfd >= 0) reader.backend.close(pidfd);
+    reader.backend.close(fds[0]);
+    reader.backend.close(fds[1]);
+  }
+}
+
+/**
+ * The process environment for socket activation: `process.env`, or Deno's
+ * env after checking the permission without prompting.
+ *
+ * @example
+ * ```ts
+ * import { activationEnvironment } from "./runtime.ts";
+ * import { defaultReader } from "./default_reader.ts";
+ * console.log(activationEnvironment(defaultReader, ["LISTEN_PID"]).pid);
+ * ```
+ */
+export function activationEnvironment(
+  reader: PeerSecReader,
+  variables: readonly string[],
+): ActivationEnvironment {
+  const deno = runtimeGlobals.Deno;
+  if (detectRuntime() === "deno" && deno !== undefined) {
+    for (const variable of variables) {
+      if (!denoGrants({ name: "env", variable })) {
+        throw new PeerSecError(
+          `Deno needs --allow-env=${
+            variables.join(",")
+          } to read socket activation`,
+          { code: "ERR_ENV_PERMISSION" },
+        );
+      }
+    }
+    return {
+      get: (name) => deno.env.get(name),
+      delete: (name) => deno.env.delete(name),
+      pid: deno.pid,
+      ownPidfdId: () => ownPidfdId(reader, true),
+    };
+  }
+  const process = runtimeGlobals.process!;
+  const env = process.env!;
+  return {
+    get: (name) => env[name],
+    delete: (name) => delete env[name],
+    pid: process.pid!,
+    ownPidfdId: () => ownPidfdId(reader, false),
   };
 }
 
@@ -220,6 +370,9 @@ export function openPlatform(
     );
   }
   const candidates = libcCandidates(environment.libcOverride, architecture);
+  if (runtime === "deno" && environment.denoFfiAllowed !== undefined) {
+    refuseWithoutFfiPermission(candidates, environment.denoFfiAllowed);
+  }
   let firstError: unknown;
   for (const candidate of candidates) {
     try {
