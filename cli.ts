@@ -4,7 +4,7 @@
  *
  *     peersec [self] [--json]        self-check on a socketpair in this process
  *     peersec probe <path> [--json]  connect and show the server side's identity
- *     peersec serve <path> [--json]  listen and show each client's identity
+ *     peersec serve <path> [--mode 0660] [--json]  listen and show each client's identity
  *
  * Exit codes: 0 done; 1 the check or connection failed, or peersec cannot run
  * here (platform, runtime, libc, permission); 2 bad usage.
@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { realpathSync, rmSync, statSync } from "node:fs";
+import { realpathSync, statSync } from "node:fs";
 import net from "node:net";
 import { fileURLToPath } from "node:url";
 import { defaultReader } from "./ffi/default_reader.ts";
@@ -26,24 +26,39 @@ import { PeerSecError } from "./src/errors.ts";
 import { describePeer, formatPeer } from "./src/peer_description.ts";
 import { selfCheck, type SelfCheckReport } from "./src/self_check.ts";
 import { borrowSocketFd } from "./src/socket_fd.ts";
+import { listenOnPath, removeSocketFile } from "./src/unix_listen.ts";
 
 const USAGE = `usage: peersec [self] [--json]
        peersec probe <unix-socket-path> [--json]
-       peersec serve <unix-socket-path> [--json]
+       peersec serve <unix-socket-path> [--mode 0660] [--json]
 
   self      (default) what SO_PEERSEC returns on this machine: active
             security modules, this process's label, and a socketpair's peer
   probe     connect to a listening UNIX socket and print the identity of the
             process that serves it: pid, executable, uid, gid, groups, label
   serve     listen on a new UNIX socket and print each client's identity as
-            it connects (and send it to the client), until interrupted
+            it connects (and send it to the client), until interrupted;
+            --mode sets the socket file's permissions before anyone can
+            connect (default: from the umask, e.g. 0755: only this user)
   --json    one JSON object (for serve: one per line) instead of text
   --help    show this help
 
 exit codes: 0 done, 1 failed (or peersec cannot run here), 2 bad usage`;
 
-/** A failure to report in one line, with exit code 1. */
-class CliFailure extends Error {}
+/** A failure to report in one line (or one JSON object), with exit code 1. */
+class CliFailure extends Error {
+  /** An errno name (`ENOENT`, …) or an `ERR_…` code, for `--json`. */
+  readonly code: string;
+  constructor(message: string, code: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/** One JSON object for a failure: `--json` output is JSON whatever happens. */
+function jsonError(code: string, message: string): string {
+  return JSON.stringify({ error: code, message });
+}
 
 function formatReport(report: SelfCheckReport): string {
   return [
@@ -74,6 +89,7 @@ function pathFailure(path: string, error: unknown): CliFailure {
   if (name === "NotCapable" || name === "PermissionDenied") {
     return new CliFailure(
       `Deno needs --allow-net --allow-read --allow-write for ${path}: ${message}`,
+      "ERR_PERMISSION",
     );
   }
   const words: Record<string, string> = {
@@ -87,7 +103,10 @@ function pathFailure(path: string, error: unknown): CliFailure {
     ETIMEDOUT: "timed out connecting",
     ENAMETOOLONG: "path too long for a UNIX socket",
   };
-  return new CliFailure(`${path}: ${words[code ?? ""] ?? message ?? code}`);
+  return new CliFailure(
+    `${path}: ${words[code ?? ""] ?? message ?? code}`,
+    code ?? "ERR_PATH",
+  );
 }
 
 function probe(path: string, json: boolean): Promise<void> {
@@ -97,7 +116,9 @@ function probe(path: string, json: boolean): Promise<void> {
   } catch (error) {
     throw pathFailure(path, error);
   }
-  if (!stats.isSocket()) throw new CliFailure(`${path}: not a socket`);
+  if (!stats.isSocket()) {
+    throw new CliFailure(`${path}: not a socket`, "ENOTSOCK");
+  }
   return new Promise((resolve, reject) => {
     const socket = net.createConnection(path);
     socket.setTimeout(5000, () => {
@@ -107,9 +128,11 @@ function probe(path: string, json: boolean): Promise<void> {
     socket.once("error", (error) => reject(pathFailure(path, error)));
     socket.once("connect", () => {
       try {
+        // This side's peer credentials are the listen() caller's.
         const peer = describePeer(
           defaultReader,
           borrowSocketFd(defaultReader, socket),
+          "listener",
         );
         console.log(json ? JSON.stringify(peer) : formatPeer(peer));
         resolve();
@@ -122,7 +145,11 @@ function probe(path: string, json: boolean): Promise<void> {
   });
 }
 
-function serve(path: string, json: boolean): Promise<void> {
+function serve(
+  path: string,
+  json: boolean,
+  mode: number | undefined,
+): Promise<void> {
   let exists = true;
   try {
     statSync(path);
@@ -137,22 +164,28 @@ function serve(path: string, json: boolean): Promise<void> {
         const peer = describePeer(
           defaultReader,
           borrowSocketFd(defaultReader, socket),
+          "client",
         );
         console.log(json ? JSON.stringify(peer) : `${formatPeer(peer)}\n`);
         socket.end(JSON.stringify(peer) + "\n");
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
-        console.error(`peersec: a client: ${message}`);
+        const code = (error as { code?: string }).code ?? "ERR_CLIENT";
+        if (json) console.log(jsonError(code, `a client: ${message}`));
+        else console.error(`peersec: a client: ${message}`);
         socket.destroy();
       }
     });
-    server.once("error", (error) => reject(pathFailure(path, error)));
-    server.listen(path, () => {
-      console.error(`peersec: listening on ${path} (Ctrl-C to stop)`);
-    });
+    listenOnPath(server, path, mode).then(() => {
+      console.error(
+        `peersec: listening on ${path}${
+          mode === undefined ? "" : ` (mode ${mode.toString(8)})`
+        } (Ctrl-C to stop)`,
+      );
+    }, (error) => reject(pathFailure(path, error)));
     const stop = () => {
       server.close();
-      rmSync(path, { force: true }); // in case the runtime left the file
+      removeSocketFile(path);
       resolve();
     };
     process.once("SIGINT", stop);
@@ -163,7 +196,19 @@ function serve(path: string, json: boolean): Promise<void> {
 /** Runs the CLI with the given arguments; resolves to the exit code. */
 export async function main(args: string[]): Promise<number> {
   const json = args.includes("--json");
-  const rest = args.filter((arg) => arg !== "--json");
+  let rest = args.filter((arg) => arg !== "--json");
+  // --mode 0660 / --mode=0660 (serve): the socket file's permissions.
+  let modeText: string | undefined;
+  const modeAt = rest.findIndex((arg) =>
+    arg === "--mode" || arg.startsWith("--mode=")
+  );
+  if (modeAt !== -1) {
+    const arg = rest[modeAt];
+    modeText = arg === "--mode" ? rest[modeAt + 1] ?? "" : arg.slice(7);
+    rest = rest.filter((_, index) =>
+      index !== modeAt && (arg !== "--mode" || index !== modeAt + 1)
+    );
+  }
   if (rest.includes("--help") || rest.includes("-h")) {
     console.log(USAGE);
     return 0;
@@ -171,10 +216,21 @@ export async function main(args: string[]): Promise<number> {
   const [command = "self", ...operands] = rest;
   const unknownOption = operands.find((arg) => arg.startsWith("-"));
   const usage = (problem: string) => {
-    console.error(`peersec: ${problem}\n\n${USAGE}`);
+    if (json) console.log(jsonError("ERR_USAGE", problem));
+    else console.error(`peersec: ${problem}\n\n${USAGE}`);
     return 2;
   };
   if (unknownOption) return usage(`unknown option ${unknownOption}`);
+  let mode: number | undefined;
+  if (modeText !== undefined) {
+    if (command !== "serve") return usage("--mode is for serve");
+    if (!/^0?[0-7]{3}$/.test(modeText)) {
+      return usage(
+        `--mode takes an octal file mode such as 0660, got "${modeText}"`,
+      );
+    }
+    mode = parseInt(modeText, 8);
+  }
   try {
     if (command === "self" && operands.length === 0) {
       const report = selfCheck(defaultReader, currentEnvironment());
@@ -183,7 +239,9 @@ export async function main(args: string[]): Promise<number> {
       if (operands.length !== 1 || operands[0] === "") {
         return usage(`${command} takes one UNIX socket path`);
       }
-      await (command === "probe" ? probe : serve)(operands[0], json);
+      await (command === "probe"
+        ? probe(operands[0], json)
+        : serve(operands[0], json, mode));
     } else {
       return usage(`unknown arguments: ${rest.join(" ")}`);
     }
@@ -200,15 +258,16 @@ export async function main(args: string[]): Promise<number> {
       return 1;
     }
     if (error instanceof CliFailure) {
-      console.error(`peersec: ${error.message}`);
+      if (json) console.log(jsonError(error.code, error.message));
+      else console.error(`peersec: ${error.message}`);
       return 1;
     }
     const { name, message } = error as { name?: string; message?: string };
     if (name === "NotCapable" || name === "PermissionDenied") {
-      console.error(
-        `peersec: ${message?.split("\n")[0]} (Deno: peersec needs ` +
-          "--allow-ffi --allow-read, and --allow-net --allow-write for probe and serve)",
-      );
+      const text = `${message?.split("\n")[0]} (Deno: peersec needs ` +
+        "--allow-ffi --allow-read, and --allow-net --allow-write for probe and serve)";
+      if (json) console.log(jsonError("ERR_PERMISSION", text));
+      else console.error(`peersec: ${text}`);
       return 1;
     }
     throw error;

@@ -42,7 +42,7 @@ interface RuntimeGlobals {
           | { name: "env"; variable: string }
           | { name: "ffi"; path?: string }
           | { name: "read"; path: string },
-      ): { state: string; partial?: boolean };
+      ): { state: string };
     };
     errors?: Record<string, new (...args: never[]) => Error>;
   };
@@ -155,29 +155,22 @@ export interface Platform {
  */
 function refuseWithoutFfiPermission(
   candidates: string[],
-  allowed: (path?: string) => { granted: boolean; partial: boolean },
+  allowed: (path: string) => boolean,
 ): void {
-  if (candidates.some((candidate) => allowed(candidate).granted)) return;
-  const { partial } = allowed();
+  if (candidates.some(allowed)) return;
   const names = candidates.join(", ");
-  if (!partial) {
-    throw new PeerSecError(
-      "Deno does not allow FFI: run with --allow-ffi (peersec calls " +
-        "getsockopt in libc; it never asks at a prompt)",
-      { code: "ERR_FFI_PERMISSION" },
-    );
-  }
-  if (!denoGrants({ name: "env", variable: LIBC_ENVIRONMENT_VARIABLE })) {
-    throw new PeerSecError(
-      `Deno's --allow-ffi is limited to some paths and does not cover ${names}; ` +
-        `if ${LIBC_ENVIRONMENT_VARIABLE} names the allowed path, peersec cannot ` +
-        `read it: add --allow-env=${LIBC_ENVIRONMENT_VARIABLE}`,
-      { code: "ERR_FFI_PERMISSION" },
-    );
-  }
+  // Deno's query does not say whether --allow-ffi was given for other paths,
+  // so a restricted flag and none look alike: name both fixes.
+  const message =
+    denoGrants({ name: "env", variable: LIBC_ENVIRONMENT_VARIABLE })
+      ? `Deno does not allow FFI for ${names}: run with --allow-ffi, or set ` +
+        `${LIBC_ENVIRONMENT_VARIABLE} to the libc path that --allow-ffi names`
+      : `Deno does not allow FFI for ${names}: run with --allow-ffi; or, if ` +
+        `--allow-ffi names libc's path and ${LIBC_ENVIRONMENT_VARIABLE} is ` +
+        `set to it, add --allow-env=${LIBC_ENVIRONMENT_VARIABLE} so that ` +
+        "peersec can read it";
   throw new PeerSecError(
-    `Deno's --allow-ffi does not cover ${names}: allow that path, or set ` +
-      `${LIBC_ENVIRONMENT_VARIABLE} to the libc path --allow-ffi names`,
+    `${message} (peersec calls getsockopt in libc; it never asks at a prompt)`,
     { code: "ERR_FFI_PERMISSION" },
   );
 }
@@ -193,12 +186,10 @@ export interface RuntimeEnvironment {
   /** The value of PEERSEC_LIBC, when set and readable. */
   readonly libcOverride: string | undefined;
   /**
-   * Deno only: whether `--allow-ffi` covers a path (or, without one, all of
-   * FFI), asked without prompting. Undefined elsewhere.
+   * Deno only: whether `--allow-ffi` covers a library, asked without
+   * prompting. Undefined elsewhere.
    */
-  readonly denoFfiAllowed?: (
-    path?: string,
-  ) => { granted: boolean; partial: boolean };
+  readonly denoFfiAllowed?: (path: string) => boolean;
 }
 
 /**
@@ -221,14 +212,8 @@ export function currentEnvironment(): RuntimeEnvironment {
   };
 }
 
-function denoFfiAllowed(path?: string): { granted: boolean; partial: boolean } {
-  const status = runtimeGlobals.Deno?.permissions?.querySync?.(
-    path === undefined ? { name: "ffi" } : { name: "ffi", path },
-  );
-  return {
-    granted: status?.state === "granted",
-    partial: status?.partial === true,
-  };
+function denoFfiAllowed(path: string): boolean {
+  return denoGrants({ name: "ffi", path });
 }
 
 /** The pidfd inode id of this process: what systemd puts in LISTEN_PIDFDID. */

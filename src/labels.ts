@@ -59,6 +59,7 @@ function checkString(name: string, label: unknown): string {
 }
 
 /** C0 controls, DEL and C1 controls: never part of a label a person may read. */
+// deno-lint-ignore no-control-regex -- matching control characters is the point
 const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
 
 function malformed(kind: string, label: string, why: string): PeerSecError {

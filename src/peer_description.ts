@@ -3,17 +3,47 @@
  * pid, and user and group names. For the CLI; the library itself returns
  * numbers, which are what the kernel vouches for.
  *
+ * Two things here are about trust, not looks:
+ *   - the pid SO_PEERCRED gives is that of the process that called connect()
+ *     (or, on a client's side, listen()) — it may have exited, and its number
+ *     may belong to another process now. Where the kernel has SO_PEERPIDFD the
+ *     pid and executable are tied to that very process through a pidfd, and
+ *     a process that is gone is said to be gone;
+ *   - the executable path and the label are the peer's own choice (or its
+ *     policy author's): text output escapes every control character, so a
+ *     name cannot rewrite the operator's terminal.
+ *
  * @module
  */
 import { readFileSync, readlinkSync } from "node:fs";
 import type { PeerSecReader } from "./core.ts";
-import { readPeerIdentity } from "./identity.ts";
+import { PeerSecError } from "./errors.ts";
+import {
+  closeFileDescriptor,
+  readPeerIdentity,
+  readPeerPidfd,
+} from "./identity.ts";
+
+/**
+ * What the kernel said about the process behind the pid: `alive` (a pidfd
+ * confirmed the executable belongs to it), `exited` (it is gone; the pid may
+ * be another process's now), `unverified` (no SO_PEERPIDFD on this kernel).
+ */
+export type PeerProcessState = "alive" | "exited" | "unverified";
 
 /** A peer, described. */
 export interface PeerDescription {
   /** Process id of the peer (0 when not visible in this pid namespace). */
   pid: number;
-  /** `/proc/<pid>/exe`, or null when it cannot be read here. */
+  /** Whether the pid still names the peer's process (see {@linkcode PeerProcessState}). */
+  process: PeerProcessState;
+  /**
+   * Whose pid it is: `client` (the process that called connect()) or
+   * `listener` (the one that called listen(), which may not be the process
+   * that serves the connection: a socket-activated or forking server).
+   */
+  role: "client" | "listener";
+  /** `/proc/<pid>/exe` of that live process, or null when it cannot be read here. */
   executable: string | null;
   /** Effective user id. */
   uid: number;
@@ -49,7 +79,7 @@ function namesById(path: string): Map<number, string> {
   return names;
 }
 
-function executableOf(pid: number): string | null {
+function readExecutable(pid: number): string | null {
   if (pid <= 0) return null;
   try {
     return readlinkSync(`/proc/${pid}/exe`);
@@ -58,17 +88,68 @@ function executableOf(pid: number): string | null {
   }
 }
 
-/** Reads and describes the peer of a connected UNIX socket. */
+/** The pid a pidfd refers to now: -1 once the process is gone. */
+function pidfdPid(pidfd: number): number | null {
+  try {
+    const info = readFileSync(`/proc/self/fdinfo/${pidfd}`, "utf8");
+    const pid = /^Pid:\s*(-?\d+)$/m.exec(info)?.[1];
+    return pid === undefined ? null : Number(pid);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The executable of the peer process and whether it is that process's: read
+ * between two looks at the peer's pidfd, so a pid reused in between cannot
+ * lend its executable to the peer.
+ */
+function peerProcess(
+  reader: PeerSecReader,
+  fd: number,
+  pid: number,
+): { process: PeerProcessState; executable: string | null } {
+  let pidfd: number;
+  try {
+    pidfd = readPeerPidfd(reader, fd);
+  } catch (error) {
+    if (!(error instanceof PeerSecError)) throw error;
+    // ESRCH / ENODATA: the peer process is gone. Before Linux 6.5 the option
+    // does not exist (ENOPROTOOPT), and EINVAL can mean either.
+    if (error.code === "ESRCH" || error.code === "ENODATA") {
+      return { process: "exited", executable: null };
+    }
+    return { process: "unverified", executable: readExecutable(pid) };
+  }
+  try {
+    if (pidfdPid(pidfd) !== pid) return { process: "exited", executable: null };
+    const executable = readExecutable(pid);
+    if (pidfdPid(pidfd) !== pid) return { process: "exited", executable: null };
+    return { process: "alive", executable };
+  } finally {
+    closeFileDescriptor(reader, pidfd);
+  }
+}
+
+/**
+ * Reads and describes the peer of a connected UNIX socket. `role` says whose
+ * side this is: `client` when this is an accepted connection, `listener` when
+ * this process connected (the peer's pid is the listen() caller's).
+ */
 export function describePeer(
   reader: PeerSecReader,
   fd: number,
+  role: "client" | "listener" = "client",
 ): PeerDescription {
   const identity = readPeerIdentity(reader, fd);
   const users = namesById("/etc/passwd");
   const groupNames = namesById("/etc/group");
+  const { process, executable } = peerProcess(reader, fd, identity.pid);
   return {
     pid: identity.pid,
-    executable: executableOf(identity.pid),
+    process,
+    role,
+    executable,
     uid: identity.uid,
     user: users.get(identity.uid) ?? null,
     gid: identity.gid,
@@ -81,18 +162,74 @@ export function describePeer(
   };
 }
 
-/** The description as lines of text. */
+/**
+ * Control characters (C0, DEL, C1), Unicode bidirectional controls, and the
+ * backslash that starts an escape: what could make text lie on a terminal.
+ */
+const UNSAFE_FOR_TERMINAL =
+  // deno-lint-ignore no-control-regex -- matching control characters is the point
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\\]/g;
+
+/**
+ * `text` safe to print on a terminal: every character in
+ * {@linkcode UNSAFE_FOR_TERMINAL} as a `\xNN` / `\u{NNNN}` escape (`\\` for a
+ * backslash), and whether anything was escaped.
+ */
+export function escapeForTerminal(
+  text: string,
+): { text: string; escaped: boolean } {
+  let escaped = false;
+  const safe = text.replace(UNSAFE_FOR_TERMINAL, (character) => {
+    if (character === "\\") return "\\\\";
+    escaped = true;
+    const code = character.codePointAt(0)!;
+    return code < 0x100
+      ? `\\x${code.toString(16).padStart(2, "0")}`
+      : `\\u{${code.toString(16)}}`;
+  });
+  return { text: safe, escaped };
+}
+
+/** The description as lines of text, every peer-chosen string escaped. */
 export function formatPeer(peer: PeerDescription): string {
+  let escapedAny = false;
+  const safe = (text: string) => {
+    const { text: result, escaped } = escapeForTerminal(text);
+    escapedAny ||= escaped;
+    return result;
+  };
   const named = (id: number, name: string | null) =>
-    name === null ? String(id) : `${id} (${name})`;
-  return [
-    `pid    ${peer.pid}${peer.executable ? ` (${peer.executable})` : ""}`,
+    name === null ? String(id) : `${id} (${safe(name)})`;
+  const whose = peer.role === "listener"
+    ? "the process that called listen() on this socket — not necessarily " +
+      "the one serving it"
+    : "the process that connected";
+  const state = peer.process === "alive"
+    ? ""
+    : peer.process === "exited"
+    ? "; it has exited, and this pid may belong to another process now"
+    : "; not verified: this kernel has no SO_PEERPIDFD";
+  const lines = [
+    `pid    ${peer.pid}${
+      peer.executable ? ` (${safe(peer.executable)})` : ""
+    } [${whose}${state}]`,
     `uid    ${named(peer.uid, peer.user)}`,
     `gid    ${named(peer.gid, peer.group)}`,
     `groups ${
       peer.groups.map(({ gid, name }) => named(gid, name)).join(", ") ||
       "none"
     }`,
-    `label  ${peer.label ?? "none (no security module labels this socket)"}`,
-  ].join("\n");
+    `label  ${
+      peer.label === null
+        ? "none (no security module labels this socket)"
+        : safe(peer.label)
+    }`,
+  ];
+  if (escapedAny) {
+    lines.push(
+      "note   control characters above are shown escaped (\\xNN): the peer " +
+        "chose those bytes; --json gives them exactly",
+    );
+  }
+  return lines.join("\n");
 }

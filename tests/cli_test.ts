@@ -5,7 +5,9 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import {
   chmodSync,
+  copyFileSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
@@ -24,7 +26,10 @@ import {
   procStatus,
   repoRoot,
   runtimeCommand,
+  startProcess,
+  SYSTEM_PYTHON,
 } from "./helpers.ts";
+import { formatPeer } from "../src/peer_description.ts";
 
 const root = `${repoRoot}/`;
 
@@ -104,8 +109,11 @@ test("deno without --allow-ffi: one line, exit 1, no stack trace", () => {
   assert.equal(stdout, "");
   assert.equal(
     stderr.trim(),
-    "peersec: Deno does not allow FFI: run with --allow-ffi (peersec calls " +
-      "getsockopt in libc; it never asks at a prompt) [ERR_FFI_PERMISSION]",
+    "peersec: Deno does not allow FFI for libc.so.6, libc.musl-x86_64.so.1, " +
+      "libc.so: run with --allow-ffi; or, if --allow-ffi names libc's path " +
+      "and PEERSEC_LIBC is set to it, add --allow-env=PEERSEC_LIBC so that " +
+      "peersec can read it (peersec calls getsockopt in libc; it never asks " +
+      "at a prompt) [ERR_FFI_PERMISSION]",
   );
 });
 
@@ -340,10 +348,181 @@ test("deno without --allow-net: probe and serve explain the permission in one li
     ) {
       assertOneLineFailure(
         cli("deno", args, ["--allow-ffi", "--allow-read"]),
-        /Deno: peersec needs --allow-ffi --allow-read, and --allow-net --allow-write/,
+        /Deno(: peersec)? needs --allow-(ffi --allow-read, and --allow-)?net --allow-(read --allow-)?write/,
       );
     }
   } finally {
     rmSync(directory, { recursive: true, force: true });
   }
 });
+
+// ---- what a hostile peer chooses, and what a dead listener leaves -------------
+
+/** Any control character a terminal would obey, except the line breaks. */
+// deno-lint-ignore no-control-regex -- matching control characters is the point
+const CONTROL_BUT_NEWLINE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
+
+test("formatPeer escapes control characters in every peer-chosen string, and says so", () => {
+  const forged = "x\u001b[2K\ruid    0 (root)\n\u009b31m\u202e";
+  const text = formatPeer({
+    pid: 42,
+    process: "alive",
+    role: "client",
+    executable: `/tmp/${forged}`,
+    uid: 1000,
+    user: "alice",
+    gid: 1000,
+    group: "alice",
+    groups: [],
+    label: `evil_t\u0007${forged} (enforce)`,
+  });
+  assert.doesNotMatch(text, CONTROL_BUT_NEWLINE);
+  assert.doesNotMatch(text, /\u202e/);
+  assert.equal(text.split("\n").length, 6, "no line was forged");
+  assert.match(
+    text,
+    /^pid {4}42 \(\/tmp\/x\\x1b\[2K\\x0duid {4}0 \(root\)\\x0a/m,
+  );
+  assert.match(text, /^label {2}evil_t\\x07x\\x1b/m);
+  assert.match(text, /\\u\{202e\}/);
+  assert.match(text, /^note {3}control characters above are shown escaped/m);
+  const plain = formatPeer({
+    pid: 1,
+    process: "alive",
+    role: "client",
+    executable: "/usr/bin/a\\b",
+    uid: 0,
+    user: "root",
+    gid: 0,
+    group: "root",
+    groups: [],
+    label: null,
+  });
+  assert.match(plain, /\/usr\/bin\/a\\\\b/, "a backslash is escaped too");
+  assert.doesNotMatch(
+    plain,
+    /^note/m,
+    "nothing to say when nothing was escaped",
+  );
+});
+
+for (const runtime of ["deno", "bun"] as const) {
+  test(`${runtime}: peersec serve shows a peer executable named with terminal escapes, escaped (client run as another user)`, async () => {
+    const directory = temporaryDirectory();
+    const path = join(directory, "serve.sock");
+    const evil = join(directory, "x\u001b[2K\ruid    0 (root)\nsshd");
+    copyFileSync("/usr/bin/python3.11", evil);
+    chmodSync(evil, 0o755);
+    const script = join(directory, "unix_client.py");
+    copyFileSync(fixture("unix_client.py"), script);
+    chmodSync(script, 0o644);
+    const [command, ...args] = cliCommand(runtime, [
+      "serve",
+      path,
+      "--mode",
+      "0666",
+    ], [
+      "--allow-all",
+    ]);
+    const server = startProcess(command, args, { capture: true });
+    try {
+      await server.racing(waitFor(() => existsSync(path)));
+      assert.equal(
+        lstatSync(path).mode & 0o777,
+        0o666,
+        "--mode is the socket's mode from the moment it exists",
+      );
+      const prefix = isRoot()
+        ? ["setpriv", "--reuid", "1234", "--regid", "1234", "--clear-groups"]
+        : [];
+      const client = startProcess(prefix[0] ?? evil, [
+        ...prefix.slice(1),
+        ...(prefix.length ? [evil] : []),
+        script,
+        path,
+      ]);
+      assert.equal((await client.exited).code, 0);
+      await server.racing(waitFor(() => server.stdout().includes("label")));
+      const out = server.stdout();
+      assert.doesNotMatch(out, CONTROL_BUT_NEWLINE);
+      assert.match(out, /x\\x1b\[2K\\x0duid {4}0 \(root\)\\x0asshd/);
+      assert.match(out, /^note {3}control characters above are shown escaped/m);
+      if (isRoot()) assert.match(out, /^uid {4}1234/m);
+    } finally {
+      await server.stop();
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+
+  test(`${runtime}: peersec probe of a socket whose listener exited says so, and names no executable`, async () => {
+    const directory = temporaryDirectory();
+    const path = join(directory, "orphan.sock");
+    // The parent listens, forks a child that keeps the listener, and exits:
+    // SO_PEERCRED on a client's side names the parent.
+    const holder = spawn(SYSTEM_PYTHON, [
+      "-c",
+      [
+        "import os, socket, sys, time",
+        "s = socket.socket(socket.AF_UNIX)",
+        `s.bind(${JSON.stringify(path)}); s.listen(8)`,
+        "if os.fork() == 0:",
+        "    os.close(1); time.sleep(60); sys.exit(0)",
+        "print(os.getpid(), flush=True)",
+      ].join("\n"),
+    ], { stdio: ["ignore", "pipe", "inherit"] });
+    let listenerPid = "";
+    holder.stdout.on("data", (chunk) => listenerPid += chunk);
+    await new Promise((resolve) => holder.once("close", resolve));
+    try {
+      const json = await cliAsync(runtime, ["probe", path, "--json"]);
+      assert.equal(json.code, 0, json.stderr);
+      const peer = JSON.parse(json.stdout);
+      assert.equal(peer.pid, Number(listenerPid.trim()));
+      assert.equal(peer.role, "listener");
+      assert.equal(peer.process, "exited");
+      assert.equal(peer.executable, null);
+      const text = await cliAsync(runtime, ["probe", path]);
+      assert.match(
+        text.stdout,
+        /^pid {4}\d+ \[the process that called listen\(\) on this socket — not necessarily the one serving it; it has exited, and this pid may belong to another process now\]$/m,
+      );
+    } finally {
+      spawnSync("pkill", ["-f", `time.sleep\\(60\\)`]);
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+
+  test(`${runtime}: --json makes every outcome one JSON object`, () => {
+    const directory = temporaryDirectory();
+    try {
+      const usage = cli(runtime, ["frobnicate", "--json"], DENO_NET_FLAGS);
+      assert.equal(usage.code, 2);
+      assert.equal(usage.stderr, "");
+      assert.deepEqual(Object.keys(JSON.parse(usage.stdout)), [
+        "error",
+        "message",
+      ]);
+      assert.equal(JSON.parse(usage.stdout).error, "ERR_USAGE");
+      const missing = cli(
+        runtime,
+        ["probe", join(directory, "missing.sock"), "--json"],
+        DENO_NET_FLAGS,
+      );
+      assert.equal(missing.code, 1);
+      assert.equal(missing.stderr, "");
+      assert.equal(JSON.parse(missing.stdout).error, "ENOENT");
+      const taken = join(directory, "taken");
+      writeFileSync(taken, "x");
+      const exists = cli(runtime, ["serve", taken, "--json"], DENO_NET_FLAGS);
+      assert.equal(exists.code, 1);
+      assert.equal(JSON.parse(exists.stdout).error, "EADDRINUSE");
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+}
+
+/** Resolves once `condition` holds (polled); bounded by the caller's race. */
+async function waitFor(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 25));
+}

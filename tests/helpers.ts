@@ -92,6 +92,8 @@ export interface ClientProcess {
   racing<T>(promise: Promise<T>): Promise<T>;
   /** Kills it if it still runs, and waits for its end. */
   stop(): Promise<void>;
+  /** What it printed so far (with `capture: true`). */
+  stdout(): string;
 }
 
 /**
@@ -102,13 +104,18 @@ export interface ClientProcess {
 export function startProcess(
   command: string,
   args: string[],
-  options: { env?: Record<string, string | undefined>; timeoutMs?: number } =
-    {},
+  options: {
+    env?: Record<string, string | undefined>;
+    timeoutMs?: number;
+    capture?: boolean;
+  } = {},
 ): ClientProcess {
   const child = spawn(command, args, {
-    stdio: ["ignore", "ignore", "inherit"],
-    env: options.env ?? process.env,
+    stdio: ["ignore", options.capture ? "pipe" : "ignore", "inherit"],
+    env: options.env ?? { ...process.env, NO_COLOR: "1" },
   });
+  let output = "";
+  child.stdout?.on("data", (chunk) => output += chunk);
   const timeoutMs = options.timeoutMs ?? 30_000;
   const deadline = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
   const exited = new Promise<{ code: number | null; signal: string | null }>(
@@ -138,6 +145,7 @@ export function startProcess(
       }
       await exited;
     },
+    stdout: () => output,
   };
 }
 

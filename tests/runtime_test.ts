@@ -1,7 +1,7 @@
 // The runtime detector, platform checks, libc loading, and the constant tables.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { PeerSecError } from "../mod.ts";
 import {
@@ -136,6 +136,49 @@ test("Deno with --allow-ffi restricted to libc's path works (errno read without 
     fixture("self_check.ts"),
   ], { PEERSEC_LIBC: path }));
   assert.deepEqual(output, { label: null, libraryPath: path });
+});
+
+/**
+ * Runs a Deno command on a pseudo-terminal (`script`), where Deno's
+ * permission prompt would appear and wait for an answer. Bounded: a prompt
+ * that waits is a failure, not a hang.
+ */
+function onTerminal(args: string[], env: Record<string, string> = {}) {
+  const command = [binary("deno"), ...args].map((word) =>
+    `'${word.replaceAll("'", "'\\''")}'`
+  ).join(" ");
+  const result = spawnSync("script", ["-qec", command, "/dev/null"], {
+    encoding: "utf8",
+    timeout: 30_000,
+    env: { ...process.env, NO_COLOR: "1", ...env },
+  });
+  assert.equal(result.error, undefined, `script: ${result.error}`);
+  return result.stdout.replaceAll("\r", "");
+}
+
+test("Deno on a terminal never prompts: no --allow-ffi is ERR_FFI_PERMISSION at once", () => {
+  const output = onTerminal(["run", fixture("self_check.ts")]);
+  assert.doesNotMatch(output, /Deno requests|Allow\?/);
+  const line = JSON.parse(output.trim().split("\n").at(-1)!);
+  assert.equal(line.code, "ERR_FFI_PERMISSION");
+  assert.match(line.message, /run with --allow-ffi/);
+  assert.match(line.message, /never asks at a prompt/);
+});
+
+test("Deno on a terminal: a restricted --allow-ffi with PEERSEC_LIBC but no --allow-env names the missing --allow-env", () => {
+  const maps = readFileSync("/proc/self/maps", "utf8");
+  const path = maps.match(/\s(\/\S*\/libc\.so\.6)$/m)![1];
+  const output = onTerminal(
+    ["run", `--allow-ffi=${path}`, fixture("self_check.ts")],
+    { PEERSEC_LIBC: path },
+  );
+  assert.doesNotMatch(output, /Deno requests|Allow\?/);
+  const line = JSON.parse(output.trim().split("\n").at(-1)!);
+  assert.equal(line.code, "ERR_FFI_PERMISSION");
+  assert.match(
+    line.message,
+    /add --allow-env=PEERSEC_LIBC so that peersec can read it/,
+  );
 });
 
 test("architecture names map to their families", () => {
