@@ -51,6 +51,9 @@ const DENO_GLOBALS = `declare namespace Deno {
   const args: string[];
   // deno-lint-ignore no-explicit-any
   function dlopen(path: string, symbols: Record<string, unknown>): { symbols: any };
+  const permissions: {
+    querySync(descriptor: { name: string }): { state: string };
+  };
   class UnsafePointerView {
     constructor(pointer: unknown);
     getInt32(offset?: number): number;

@@ -263,9 +263,12 @@ export function getPeerIdentity(fd: number): PeerIdentity {
 
 /**
  * The fd of a connection object, borrowed: it stays the socket's, so do not
- * close it. Works for `node:net` sockets in Node, Bun and Deno (UNIX sockets;
- * TCP in Node and Bun), `req.socket` of `node:http` in Node and Deno, and
- * `Bun.listen` sockets.
+ * close it — and use it at once, never after an `await`: once the runtime
+ * closes the socket the kernel gives the number to the next connection, and
+ * a late read would report that other peer. For anything asynchronous use
+ * {@linkcode withSocketFd}. Works for `node:net` sockets in Node, Bun and
+ * Deno (UNIX sockets; TCP in Node and Bun), `req.socket` of `node:http` in
+ * Node and Deno, and `Bun.listen` sockets.
  *
  * Deno exposes only a *duplicate* of a TCP socket's fd, which this function
  * cannot hand out without leaking it: use {@linkcode withSocketFd}, which
@@ -297,10 +300,15 @@ export function socketFd(socket: unknown): number {
 }
 
 /**
- * Calls `use` with the fd of a connection object and cleans up after it: when
- * the runtime only hands out a duplicate of the fd (Deno's TCP sockets), the
- * duplicate is closed when `use` returns, throws, or — for an async `use` —
- * settles. Works for every socket {@linkcode socketFd} takes, plus Deno TCP.
+ * Calls `use` with an fd for a connection object's socket that stays that
+ * socket for as long as `use` runs: a close-on-exec duplicate (fcntl
+ * `F_DUPFD_CLOEXEC`) that this function owns and closes when `use` returns,
+ * throws, or — when `use` returns a promise or any thenable — once that
+ * settles. So an async `use` may read the peer after an `await`: even if the
+ * client went away and the runtime's fd number went to a new connection, the
+ * duplicate still names the first. Do not close the fd yourself (a failing
+ * close afterwards is ignored, never turned into a rejection). Works for every
+ * socket {@linkcode socketFd} takes, plus Deno's TCP sockets.
  *
  * @param socket A connection object (`node:net` socket, `req.socket`,
  *   `Bun.listen` socket).
@@ -313,8 +321,11 @@ export function socketFd(socket: unknown): number {
  * import http from "node:http";
  * import { getPeerIdentity, withSocketFd } from "@peersec/peersec";
  *
- * http.createServer((request, response) => {
- *   const identity = withSocketFd(request.socket, getPeerIdentity);
+ * http.createServer(async (request, response) => {
+ *   const identity = await withSocketFd(request.socket, async (fd) => {
+ *     await new Promise((resolve) => setTimeout(resolve, 10)); // any await
+ *     return getPeerIdentity(fd); // still this request's peer
+ *   });
  *   response.end(JSON.stringify(identity));
  * }).listen("/tmp/demo.sock");
  * ```
@@ -326,14 +337,23 @@ export function withSocketFd<T>(socket: unknown, use: (fd: number) => T): T {
 /**
  * The listening sockets a service manager passed to this process
  * (systemd-style socket activation, as sd_listen_fds(3)): `LISTEN_FDS` fds
- * from 3 on, when `LISTEN_PID` is this process. Empty when nothing was
- * passed. In Deno, needs `--allow-env=LISTEN_PID,LISTEN_FDS,LISTEN_FDNAMES`.
+ * from 3 on, when `LISTEN_PID` is this process and — when the manager sets
+ * `LISTEN_PIDFDID` (systemd 256+) and the kernel can tell (SO_PEERPIDFD,
+ * Linux 6.5+) — the pidfd inode id is this process's too, so a reused pid is
+ * not mistaken for this one. Every returned fd is made close-on-exec, as
+ * sd_listen_fds does, so child processes do not inherit the listeners. Empty
+ * when nothing was passed. In Deno, needs
+ * `--allow-env=LISTEN_PID,LISTEN_PIDFDID,LISTEN_FDS,LISTEN_FDNAMES`, and
+ * `--allow-read=/proc/self/fdinfo` when `LISTEN_PIDFDID` is set.
  *
- * @param options `unsetEnvironment: true` removes the three variables so that
+ * @param options `unsetEnvironment: true` removes the four variables so that
  *   child processes do not see them (default: leave them).
- * @returns The fds with their `LISTEN_FDNAMES` names.
- * @throws {PeerSecError} `ERR_INVALID_ENVIRONMENT` for malformed variables;
- *   `ERR_ENV_PERMISSION` in Deno without the env permission.
+ * @returns The fds with their `LISTEN_FDNAMES` names (`null` when the manager
+ *   passed no names; an empty name stays `""`).
+ * @throws {PeerSecError} `ERR_INVALID_ENVIRONMENT` for malformed variables,
+ *   a `LISTEN_FDNAMES` that does not name exactly `LISTEN_FDS` fds, or an fd
+ *   that is not open; `ERR_ENV_PERMISSION` / `ERR_READ_PERMISSION` in Deno
+ *   without those permissions.
  *
  * @example
  * ```ts

@@ -52,6 +52,7 @@ function cli(
 ) {
   const command = [...prefix, ...cliCommand(runtime, args, denoFlags)];
   const result = spawnSync(command[0], command.slice(1), {
+    timeout: 120_000,
     encoding: "utf8",
     env: { ...process.env, NO_COLOR: "1" },
   });
@@ -168,8 +169,12 @@ function cliAsync(
   let stderr = "";
   child.stdout.on("data", (chunk) => (stdout += chunk));
   child.stderr.on("data", (chunk) => (stderr += chunk));
+  const deadline = setTimeout(() => child.kill("SIGKILL"), 60_000);
   return new Promise((resolve) =>
-    child.on("close", (code) => resolve({ code, stdout, stderr }))
+    child.on("close", (code) => {
+      clearTimeout(deadline);
+      resolve({ code, stdout, stderr });
+    })
   );
 }
 
@@ -297,12 +302,9 @@ for (const runtime of ["deno", "bun"] as const) {
           fixture("unix_client.mjs"),
           [path],
         );
-        const client = spawn(clientCommand, clientArgs, { stdio: "ignore" });
-        clientPids.push(client.pid!);
-        assert.equal(
-          await new Promise((resolve) => client.on("close", resolve)),
-          0,
-        );
+        const client = startProcess(clientCommand, clientArgs);
+        clientPids.push(client.pid);
+        assert.equal((await client.exited).code, 0);
       }
       const lines = stdout.trim().split("\n").map((line) => JSON.parse(line));
       assert.deepEqual(lines.map((peer) => peer.pid), clientPids);

@@ -26,6 +26,7 @@ function run(
   env: Record<string, string> = {},
 ) {
   return execFileSync(command, args, {
+    timeout: 120_000,
     encoding: "utf8",
     env: { ...process.env, NO_COLOR: "1", ...env },
   }).trim();

@@ -38,6 +38,7 @@ const consumers = {};
 
 function npm(args, cwd) {
   return execFileSync("npm", args, {
+    timeout: 600_000,
     cwd,
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"],
@@ -61,6 +62,7 @@ function makeConsumer(name, packages) {
 
 function run(command, args, cwd) {
   const result = spawnSync(command, args, {
+    timeout: 120_000,
     cwd,
     encoding: "utf8",
     env: { ...process.env, NO_COLOR: "1" },
@@ -124,7 +126,10 @@ after(() => {
 
 test("Node 20 + koffi reads the peer of a real connection", () => {
   assert.match(
-    spawnSync(tools.node20, ["--version"], { encoding: "utf8" }).stdout,
+    spawnSync(tools.node20, ["--version"], {
+      timeout: 120_000,
+      encoding: "utf8",
+    }).stdout,
     /^v20\./,
   );
   assertAgrees(
@@ -181,7 +186,7 @@ test("the consumer's TypeScript sees the package's types", () => {
     "--typeRoots",
     join(root, "node_modules/@types"),
     check,
-  ], { cwd: consumers.withKoffi, encoding: "utf8" });
+  ], { timeout: 120_000, cwd: consumers.withKoffi, encoding: "utf8" });
   assert.equal(result.status, 0, result.stdout + result.stderr);
 });
 
@@ -208,6 +213,7 @@ for (const format of ["cjs", "esm"]) {
 test("the package's `peersec` command runs from node_modules/.bin", () => {
   const bin = join(consumers.withKoffi, "node_modules/.bin/peersec");
   const self = spawnSync(bin, ["self", "--json"], {
+    timeout: 120_000,
     cwd: consumers.withKoffi,
     encoding: "utf8",
   });
@@ -216,10 +222,14 @@ test("the package's `peersec` command runs from node_modules/.bin", () => {
   assert.match(report.runtime, /^node on linux/);
   assert.equal(report.ffi, "koffi");
   assert.equal(report.labelsAvailable, report.socketLabel !== null);
-  const help = spawnSync(bin, ["--help"], { encoding: "utf8" });
+  const help = spawnSync(bin, ["--help"], {
+    timeout: 120_000,
+    encoding: "utf8",
+  });
   assert.equal(help.status, 0);
   assert.match(help.stdout, /peersec probe <unix-socket-path>/);
   const missing = spawnSync(bin, ["probe", join(work, "missing.sock")], {
+    timeout: 120_000,
     encoding: "utf8",
   });
   assert.equal(missing.status, 1);
