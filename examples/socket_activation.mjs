@@ -5,7 +5,7 @@
 //     peersec-demo.socket:  [Socket] ListenStream=/run/peersec-demo.sock
 //     peersec-demo.service: [Service] ExecStart=/usr/bin/node /opt/demo/socket_activation.mjs
 //   or by hand:  systemd-socket-activate -l /tmp/peersec-demo.sock node examples/socket_activation.mjs
-//   Deno: deno run --allow-ffi --allow-read --allow-env=LISTEN_PID,LISTEN_FDS,LISTEN_FDNAMES examples/socket_activation.mjs
+//   Deno: deno run --allow-ffi --allow-read --allow-env=LISTEN_PID,LISTEN_PIDFDID,LISTEN_FDS,LISTEN_FDNAMES examples/socket_activation.mjs
 import net from "node:net";
 import { getPeerIdentity, listenFds, withSocketFd } from "peersec";
 

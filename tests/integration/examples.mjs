@@ -23,7 +23,8 @@ const activate = (path, ...command) => [
   path,
   ...command,
 ];
-const ACTIVATION_ENV = "--allow-env=LISTEN_PID,LISTEN_FDS,LISTEN_FDNAMES";
+const ACTIVATION_ENV =
+  "--allow-env=LISTEN_PID,LISTEN_PIDFDID,LISTEN_FDS,LISTEN_FDNAMES";
 
 function ownLabel() {
   try {
