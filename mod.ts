@@ -343,8 +343,10 @@ export function withSocketFd<T>(socket: unknown, use: (fd: number) => T): T {
  * not mistaken for this one. Every returned fd is made close-on-exec, as
  * sd_listen_fds does, so child processes do not inherit the listeners. Empty
  * when nothing was passed. In Deno, needs
- * `--allow-env=LISTEN_PID,LISTEN_PIDFDID,LISTEN_FDS,LISTEN_FDNAMES`, and
- * `--allow-read=/proc/self/fdinfo` when `LISTEN_PIDFDID` is set.
+ * `--allow-env=LISTEN_PID,LISTEN_PIDFDID,LISTEN_FDS,LISTEN_FDNAMES`; the
+ * pidfd check there needs `--allow-all` (Deno guards /proc/self/fdinfo behind
+ * it) and is otherwise skipped, as sd_listen_fds skips it where the kernel
+ * cannot tell.
  *
  * @param options `unsetEnvironment: true` removes the four variables so that
  *   child processes do not see them (default: leave them).
@@ -352,8 +354,8 @@ export function withSocketFd<T>(socket: unknown, use: (fd: number) => T): T {
  *   passed no names; an empty name stays `""`).
  * @throws {PeerSecError} `ERR_INVALID_ENVIRONMENT` for malformed variables,
  *   a `LISTEN_FDNAMES` that does not name exactly `LISTEN_FDS` fds, or an fd
- *   that is not open; `ERR_ENV_PERMISSION` / `ERR_READ_PERMISSION` in Deno
- *   without those permissions.
+ *   that is not open; `ERR_ENV_PERMISSION` in Deno without the env
+ *   permission.
  *
  * @example
  * ```ts

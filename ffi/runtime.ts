@@ -216,15 +216,14 @@ function denoFfiAllowed(path: string): boolean {
   return denoGrants({ name: "ffi", path });
 }
 
-/** The pidfd inode id of this process: what systemd puts in LISTEN_PIDFDID. */
-function ownPidfdId(reader: PeerSecReader, deno: boolean): bigint | null {
-  if (deno && !denoGrants({ name: "read", path: "/proc/self/fdinfo" })) {
-    throw new PeerSecError(
-      "LISTEN_PIDFDID is set: to check that the sockets are this process's, " +
-        "Deno needs --allow-read=/proc/self/fdinfo",
-      { code: "ERR_READ_PERMISSION" },
-    );
-  }
+/**
+ * The pidfd inode id of this process (what systemd puts in LISTEN_PIDFDID),
+ * or null when it cannot be learned here: before Linux 6.5 (no
+ * SO_PEERPIDFD), or in Deno without `--allow-all` (Deno guards
+ * /proc/self/fdinfo behind it). sd_listen_fds then relies on LISTEN_PID
+ * alone, and so does this.
+ */
+function ownPidfdId(reader: PeerSecReader): bigint | null {
   // A socketpair's peer is this process: SO_PEERPIDFD gives its pidfd
   // without a raw syscall, and /proc/self/fdinfo tells the pidfd's inode.
   const { AF_UNIX, SOCK_STREAM } = reader.constants.socket;
@@ -238,11 +237,8 @@ function ownPidfdId(reader: PeerSecReader, deno: boolean): bigint | null {
     const info = readFileSync(`/proc/self/fdinfo/${pidfd}`, "utf8");
     const inode = /^ino:\s*(\d+)$/m.exec(info)?.[1];
     return inode === undefined ? null : BigInt(inode);
-  } catch (error) {
-    // Before Linux 6.5 there is no SO_PEERPIDFD: the kernel cannot tell, and
-    // sd_listen_fds then relies on LISTEN_PID alone, as this does.
-    if (error instanceof PeerSecError) return null;
-    throw error;
+  } catch {
+    return null;
   } finally {
     if (pidfd >= 0) reader.backend.close(pidfd);
     reader.backend.close(fds[0]);
@@ -281,7 +277,7 @@ export function activationEnvironment(
       get: (name) => deno.env.get(name),
       delete: (name) => deno.env.delete(name),
       pid: deno.pid,
-      ownPidfdId: () => ownPidfdId(reader, true),
+      ownPidfdId: () => ownPidfdId(reader),
     };
   }
   const process = runtimeGlobals.process!;
@@ -290,7 +286,7 @@ export function activationEnvironment(
     get: (name) => env[name],
     delete: (name) => delete env[name],
     pid: process.pid!,
-    ownPidfdId: () => ownPidfdId(reader, false),
+    ownPidfdId: () => ownPidfdId(reader),
   };
 }
 

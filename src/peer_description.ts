@@ -27,7 +27,8 @@ import {
 /**
  * What the kernel said about the process behind the pid: `alive` (a pidfd
  * confirmed the executable belongs to it), `exited` (it is gone; the pid may
- * be another process's now), `unverified` (no SO_PEERPIDFD on this kernel).
+ * be another process's now), `unverified` (no SO_PEERPIDFD on this kernel,
+ * or /proc/self/fdinfo unreadable: Deno without `--allow-all`).
  */
 export type PeerProcessState = "alive" | "exited" | "unverified";
 
@@ -88,7 +89,10 @@ function readExecutable(pid: number): string | null {
   }
 }
 
-/** The pid a pidfd refers to now: -1 once the process is gone. */
+/**
+ * The pid a pidfd refers to now (-1 once the process is gone), or null when
+ * /proc/self/fdinfo cannot be read here (Deno without --allow-all).
+ */
 function pidfdPid(pidfd: number): number | null {
   try {
     const info = readFileSync(`/proc/self/fdinfo/${pidfd}`, "utf8");
@@ -122,7 +126,11 @@ function peerProcess(
     return { process: "unverified", executable: readExecutable(pid) };
   }
   try {
-    if (pidfdPid(pidfd) !== pid) return { process: "exited", executable: null };
+    const before = pidfdPid(pidfd);
+    if (before === null) {
+      return { process: "unverified", executable: readExecutable(pid) };
+    }
+    if (before !== pid) return { process: "exited", executable: null };
     const executable = readExecutable(pid);
     if (pidfdPid(pidfd) !== pid) return { process: "exited", executable: null };
     return { process: "alive", executable };
@@ -208,7 +216,7 @@ export function formatPeer(peer: PeerDescription): string {
     ? ""
     : peer.process === "exited"
     ? "; it has exited, and this pid may belong to another process now"
-    : "; not verified: this kernel has no SO_PEERPIDFD";
+    : "; not verified (no SO_PEERPIDFD here, or Deno without --allow-all)";
   const lines = [
     `pid    ${peer.pid}${
       peer.executable ? ` (${safe(peer.executable)})` : ""
