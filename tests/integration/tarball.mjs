@@ -62,7 +62,6 @@ function makeConsumer(name, packages) {
 
 function run(command, args, cwd) {
   const result = spawnSync(command, args, {
-    timeout: 120_000,
     cwd,
     encoding: "utf8",
     env: { ...process.env, NO_COLOR: "1" },
