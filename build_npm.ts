@@ -90,7 +90,7 @@ const options: ts.CompilerOptions = {
   target: ts.ScriptTarget.ES2022,
   module: ts.ModuleKind.NodeNext,
   moduleResolution: ts.ModuleResolutionKind.NodeNext,
-  lib: ["lib.es2022.d.ts"],
+  lib: ["lib.es2022.d.ts", "lib.esnext.disposable.d.ts"],
   types: ["node", "bun-types"],
   typeRoots: [join(root, "node_modules", "@types"), join(root, "node_modules")],
   strict: true,
@@ -104,6 +104,7 @@ const options: ts.CompilerOptions = {
 };
 const rootNames = [
   join(root, "mod.ts"),
+  join(root, "serve.ts"),
   join(root, "cli.ts"),
   ...listTypeScript(join(root, "tests")),
   shim,
@@ -192,6 +193,10 @@ const packageJson = {
     ".": {
       types: "./esm/mod.d.ts",
       default: "./esm/mod.js",
+    },
+    "./serve": {
+      types: "./esm/serve.d.ts",
+      default: "./esm/serve.js",
     },
     "./package.json": "./package.json",
   },

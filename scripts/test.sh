@@ -21,11 +21,11 @@ fi
 
 step deno fmt --check
 step deno lint
-step deno check mod.ts cli.ts build_npm.ts tests/*.ts tests/fixtures/*.ts
+step deno check mod.ts serve.ts cli.ts build_npm.ts tests/*.ts tests/fixtures/*.ts
 # bun-types (compilerOptions.types) names `bun:` modules deno doc cannot
 # resolve; its warnings about them are noise, anything else is shown.
 doc_lint() {
-  deno doc --lint mod.ts 2>&1 |
+  deno doc --lint mod.ts serve.ts 2>&1 |
     awk '/^Warning Failed resolving types/ { skip = 1; next }
          skip && /^    at / { skip = 0; next }
          { skip = 0; print }'

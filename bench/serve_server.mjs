@@ -1,0 +1,36 @@
+// One server for `npm run bench:serve`, in whichever runtime runs this file:
+//   <runtime> bench/serve_server.mjs <kind> <socket path>
+// kinds: plain (node:http without peersec: the floor for this design), serve
+// (peersec's serve), serve-policy (with a policy of three rules), native
+// (Deno.serve or Bun.serve on the same kind of socket). Every one answers
+// "ok\n"; serve answers with the peer's pid to prove it read it.
+import http from "node:http";
+import { rmSync } from "node:fs";
+
+const [kind, path] = typeof Deno === "object"
+  ? Deno.args
+  : process.argv.slice(2);
+rmSync(path, { force: true });
+const ready = () => console.log("listening");
+
+if (kind === "plain") {
+  http.createServer((_request, response) => response.end("ok\n"))
+    .listen(path, ready);
+} else if (kind === "serve" || kind === "serve-policy") {
+  const { serve } = await import("peersec/serve");
+  serve({
+    path,
+    onListen: ready,
+    allow: kind === "serve-policy"
+      ? [{ selinuxType: "backup_t" }, { group: 4 }, { user: "root" }]
+      : undefined,
+  }, (_request, { peer }) => new Response(`ok ${peer.pid}\n`));
+} else if (kind === "native" && typeof Deno === "object") {
+  Deno.serve({ path, onListen: ready }, () => new Response("ok\n"));
+} else if (kind === "native" && typeof Bun === "object") {
+  Bun.serve({ unix: path, fetch: () => new Response("ok\n") });
+  ready();
+} else {
+  console.error(`no such server here: ${kind}`);
+  process.exit(2);
+}
