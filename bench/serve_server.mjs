@@ -1,10 +1,13 @@
 // One server for `npm run bench:serve`, in whichever runtime runs this file:
 //   <runtime> bench/serve_server.mjs <kind> <socket path>
-// kinds: plain (node:http without peersec: the floor for this design), serve
+// kinds: plain (node:http without peersec: the floor for this design),
+// plain-front (node:http fed by a node:net server with emit("connection"),
+// which is how serve reaches node:http in Bun), serve
 // (peersec's serve), serve-policy (with a policy of three rules), native
 // (Deno.serve or Bun.serve on the same kind of socket). Every one answers
 // "ok\n"; serve answers with the peer's pid to prove it read it.
 import http from "node:http";
+import net from "node:net";
 import { rmSync } from "node:fs";
 
 const [kind, path] = typeof Deno === "object"
@@ -15,6 +18,12 @@ const ready = () => console.log("listening");
 
 if (kind === "plain") {
   http.createServer((_request, response) => response.end("ok\n"))
+    .listen(path, ready);
+} else if (kind === "plain-front") {
+  const httpServer = http.createServer((_request, response) =>
+    response.end("ok\n")
+  );
+  net.createServer((socket) => httpServer.emit("connection", socket))
     .listen(path, ready);
 } else if (kind === "serve" || kind === "serve-policy") {
   const { serve } = await import("peersec/serve");

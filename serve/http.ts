@@ -68,7 +68,12 @@ export function toRequest(
   const origin = host && /^[A-Za-z0-9.\-:[\]]+$/.test(host)
     ? `http://${host}`
     : base;
-  const url = new URL(incoming.url ?? "/", origin);
+  // The usual origin-form target ("/path?query") is joined as text, which
+  // Request parses once; anything else (absolute-form) goes through URL.
+  const target = incoming.url ?? "/";
+  const url = target.startsWith("/") && !target.startsWith("//")
+    ? origin + target
+    : new URL(target, origin).href;
   const headers = new Headers();
   const raw = incoming.rawHeaders;
   for (let index = 0; index + 1 < raw.length; index += 2) {
@@ -76,7 +81,7 @@ export function toRequest(
   }
   const method = incoming.method ?? "GET";
   const hasBody = method !== "GET" && method !== "HEAD";
-  return new Request(url.href, {
+  return new Request(url, {
     method,
     headers,
     signal,
@@ -105,6 +110,18 @@ function writable(outgoing: ServerResponse): Promise<void> {
   });
 }
 
+/** What a race yields when a stream read has no answer yet. */
+const NOT_READY = Symbol("not ready");
+
+/**
+ * Settles after a few microtask turns: a read of a stream that is already
+ * closed settles sooner (Node and Bun take a turn or two), a producer that
+ * waits for I/O or a timer does not.
+ */
+function notReadySoon(): Promise<typeof NOT_READY> {
+  return Promise.resolve().then(() => {}).then(() => {}).then(() => NOT_READY);
+}
+
 /**
  * Writes a Web `Response` to a node:http response: status, headers (every
  * `set-cookie` kept apart), and the body as a stream that waits for the
@@ -131,8 +148,35 @@ export async function writeResponse(
   const reader = body.getReader();
   let finished = false;
   try {
+    const first = await reader.read();
+    if (first.done) {
+      finished = true;
+      outgoing.end();
+      return;
+    }
+    // A body made of one chunk (a string, bytes) is whole once its stream
+    // says done without waiting for a producer: send it in one write with a
+    // content-length, as node:http's own end(data) does, instead of chunked
+    // encoding. The read is not awaited when the producer has not answered
+    // yet (a stream of events): the first chunk goes out at once.
+    const next = reader.read();
+    const ready = await Promise.race([next, notReadySoon()]);
+    if (ready !== NOT_READY && ready.done) {
+      finished = true;
+      if (
+        !outgoing.hasHeader("content-length") &&
+        !outgoing.hasHeader("transfer-encoding")
+      ) {
+        outgoing.setHeader("content-length", first.value.byteLength);
+      }
+      outgoing.end(first.value);
+      return;
+    }
+    if (!outgoing.write(first.value)) await writable(outgoing);
+    let pending: typeof next | undefined = next;
     while (!outgoing.destroyed) {
-      const { done, value } = await reader.read();
+      const { done, value } = await (pending ?? reader.read());
+      pending = undefined;
       if (done) {
         finished = true;
         break;

@@ -361,6 +361,11 @@ test(`${runtime} serve: set-cookie twice, HEAD/204/304 without a body, a throwin
     assert.equal(cookies.status, 200);
     assert.equal(cookies.body, "body text\n");
     assert.deepEqual(
+      cookies.headers.filter(([name]) => name === "content-length"),
+      [["content-length", "10"]],
+      "a whole body goes out in one piece, with its length",
+    );
+    assert.deepEqual(
       cookies.headers.filter(([name]) => name === "set-cookie").map(([, v]) =>
         v
       ),
@@ -377,6 +382,47 @@ test(`${runtime} serve: set-cookie twice, HEAD/204/304 without a body, a throwin
     assert.match(String(errors[0]), /handler failure/);
     assert.equal(after.status, 200, "the server keeps serving");
   } finally {
+    await server.shutdown();
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
+
+test(`${runtime} serve: a streamed response's first chunk reaches the client before the next exists`, async () => {
+  const { directory, path } = workspace();
+  let release!: () => void;
+  const second = new Promise<void>((resolve) => release = resolve);
+  const server = await started({ path }, () =>
+    new Response(
+      new ReadableStream({
+        async start(controller) {
+          controller.enqueue(new TextEncoder().encode("first\n"));
+          await second; // produced only once the client has the first
+          controller.enqueue(new TextEncoder().encode("second\n"));
+          controller.close();
+        },
+      }),
+      { headers: { "content-type": "text/event-stream" } },
+    ));
+  const client = startProcess("curl", [
+    "-sS",
+    "--no-buffer",
+    "--unix-socket",
+    path,
+    "http://localhost/events",
+  ], { capture: true });
+  try {
+    await client.racing((async () => {
+      while (!client.stdout().includes("first")) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    })());
+    assert.equal(client.stdout(), "first\n");
+    release();
+    assert.equal((await client.exited).code, 0);
+    assert.equal(client.stdout(), "first\nsecond\n");
+  } finally {
+    release();
+    await client.stop();
     await server.shutdown();
     rmSync(directory, { recursive: true, force: true });
   }

@@ -53,10 +53,12 @@ function makeConsumer(name, packages) {
     JSON.stringify({ name: `consumer-${name}`, private: true, type: "module" }),
   );
   npm(["install", "--no-audit", "--no-fund", tarball, ...packages], directory);
-  copyFileSync(
-    join(root, "tests/integration/smoke.mjs"),
-    join(directory, "smoke.mjs"),
-  );
+  for (const script of ["smoke.mjs", "serve_smoke.mjs"]) {
+    copyFileSync(
+      join(root, "tests/integration", script),
+      join(directory, script),
+    );
+  }
   return directory;
 }
 
@@ -113,6 +115,7 @@ before(() => {
   tarball = join(work, packed[0].filename);
   const files = packed[0].files.map((file) => file.path);
   assert.ok(files.includes("esm/mod.js") && files.includes("esm/mod.d.ts"));
+  assert.ok(files.includes("esm/serve.js") && files.includes("esm/serve.d.ts"));
   assert.ok(files.includes("README.md") && files.includes("LICENSE"));
   assert.ok(!files.some((file) => file.includes("tests/")), "no tests packed");
   consumers.withKoffi = makeConsumer("with-koffi", [`koffi@${KOFFI}`]);
@@ -153,6 +156,27 @@ test("Deno runs the npm package from node_modules", () => {
       .report,
     "deno",
   );
+});
+
+test("peersec/serve from the tarball answers with the requester's identity (Node 20 + koffi, Node 26, Bun, Deno)", () => {
+  const uid = process.getuid();
+  for (
+    const [command, args, consumer] of [
+      [tools.node20, ["serve_smoke.mjs"], consumers.withKoffi],
+      [tools.node26, [
+        "--disable-warning=ExperimentalWarning",
+        "serve_smoke.mjs",
+      ], consumers.plain],
+      [tools.bun, ["serve_smoke.mjs"], consumers.plain],
+      [tools.deno, ["run", "--allow-all", "serve_smoke.mjs"], consumers.plain],
+    ]
+  ) {
+    assert.deepEqual(run(command, args, consumer).report, {
+      status: 200,
+      samePid: true,
+      uid,
+    }, command);
+  }
 });
 
 test("Node 20 without koffi: ERR_KOFFI_MISSING says what to install", () => {
