@@ -126,13 +126,20 @@ async function measure(runtime, kind, mode) {
     );
   });
   try {
+    if (mode.fresh) {
+      await freshConnections(path, 1); // warm-up
+      const result = await freshConnections(path, seconds);
+      if (result.errors > 0) {
+        throw new Error(`${kind}: ${result.errors} errors`);
+      }
+      return result;
+    }
     const run = (duration) =>
       autocannon({
         url: "http://localhost/",
         socketPath: path,
         connections,
         duration,
-        reconnectRate: mode.reconnectRate,
       });
     await run(1); // warm-up
     const result = await run(seconds);
