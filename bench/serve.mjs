@@ -129,8 +129,9 @@ async function measure(runtime, kind, mode) {
     if (mode.fresh) {
       await freshConnections(path, 1); // warm-up
       const result = await freshConnections(path, seconds);
-      if (result.errors > 0) {
-        throw new Error(`${kind}: ${result.errors} errors`);
+      // A connect can fail with EAGAIN when the accept backlog is full.
+      if (result.errors > result.requests * seconds * 0.01) {
+        throw new Error(`${kind}: ${result.errors} failed connections`);
       }
       return result;
     }
