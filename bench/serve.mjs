@@ -156,6 +156,23 @@ async function measure(runtime, kind, mode) {
   }
 }
 
+/** µs per Request + Response pair in a runtime, from serve_server.mjs. */
+async function webObjectCost(runtime) {
+  const child = spawn(runtime.command[0], [
+    ...runtime.command.slice(1),
+    "web-objects",
+    "-",
+  ], { stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  child.stdout.on("data", (chunk) => out += chunk);
+  await new Promise((resolve) => child.once("close", resolve));
+  return Number(out.trim());
+}
+const webObjects = {};
+for (const runtime of runtimes) {
+  webObjects[runtime.name] = await webObjectCost(runtime);
+}
+
 const results = [];
 for (let round = 0; round < rounds; round++) {
   for (const mode of modes) {
@@ -224,6 +241,18 @@ console.log(
     cpus()[0].model
   }, ${cpus().length} cores; ${connections} connections, ${seconds} s per run, median of ${rounds} rounds\n`,
 );
+console.log(
+  'What a fetch-style server pays per request before any work: new Request(url, { signal }) + new Response("ok"), µs, and the req/s one core could reach doing nothing else:',
+);
+for (const runtime of runtimes) {
+  const cost = webObjects[runtime.name];
+  console.log(
+    `  ${runtime.name}: ${cost} µs → at most ${
+      Math.round(1e6 / cost)
+    } req/s per core`,
+  );
+}
+console.log();
 console.log("| mode | runtime | server | req/s | p99 ms | × node:http |");
 console.log("| --- | --- | --- | --- | --- | --- |");
 for (const row of rows) {
@@ -235,5 +264,10 @@ for (const row of rows) {
 }
 writeFileSync(
   join(bench, "serve-results.json"),
-  JSON.stringify({ date: new Date().toISOString(), rows }, null, 2) + "\n",
+  JSON.stringify(
+    { date: new Date().toISOString(), webObjects, rows },
+    null,
+    2,
+  ) +
+    "\n",
 );

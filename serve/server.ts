@@ -386,7 +386,12 @@ export function startServer(
       removeSocketFile();
       resolveFinished();
     });
-    options.onListen?.(addr);
+    try {
+      options.onListen?.(addr);
+    } catch (error) {
+      // The server listens: a failing callback must not say otherwise.
+      console.error("peersec serve: onListen failed:", error);
+    }
   }
 
   function removeSocketFile(): void {

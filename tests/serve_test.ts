@@ -627,6 +627,28 @@ test(`${runtime} serve: a Hono app, its middleware reading c.env.peer`, async ()
   }
 });
 
+test(`${runtime} serve: an onListen that throws does not stop a server that listens`, async () => {
+  const { directory, path } = workspace();
+  const server = serve({
+    path,
+    onListen() {
+      throw new Error("a failing onListen");
+    },
+  }, () => new Response("still serving"));
+  try {
+    let answer;
+    for (let attempt = 0; attempt < 100; attempt++) {
+      answer = await curl(["--unix-socket", path, "http://localhost/"]);
+      if (answer.code === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    assert.equal(answer?.stdout, "still serving");
+  } finally {
+    await server.shutdown(); // resolves: finished did not reject
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
+
 test("serve refuses malformed options and rules at once", () => {
   const handler = () => new Response();
   for (
