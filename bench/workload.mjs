@@ -24,7 +24,7 @@ try {
 const firstCallMs = now() - firstCallStart;
 
 const { defaultReader } = await import(
-  `${moduleDirectory}/src/default_reader.${extension}`
+  `${moduleDirectory}/ffi/default_reader.${extension}`
 );
 const fds = new Int32Array(2);
 const { AF_UNIX, SOCK_STREAM } = defaultReader.constants.socket;
