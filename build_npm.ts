@@ -55,8 +55,7 @@ const DENO_GLOBALS = `declare namespace Deno {
     querySync(descriptor: { name: string }): { state: string };
   };
   class UnsafePointerView {
-    constructor(pointer: unknown);
-    getInt32(offset?: number): number;
+    static getArrayBuffer(pointer: unknown, length: number): ArrayBuffer;
   }
 }
 `;

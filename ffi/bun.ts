@@ -23,7 +23,7 @@ import { type LibcBackend, typedArrayBackend } from "../src/backend.ts";
 export function openLibc(libraryPath: string): LibcBackend {
   // process.getBuiltinModule reaches bun:ffi synchronously, also from a
   // bundle without import.meta.
-  const { dlopen, FFIType, read } = (process as unknown as {
+  const { dlopen, FFIType, toArrayBuffer } = (process as unknown as {
     getBuiltinModule(id: string): unknown;
   }).getBuiltinModule("bun:ffi") as typeof BunFFI;
   const { symbols } = dlopen(libraryPath, {
@@ -65,12 +65,15 @@ export function openLibc(libraryPath: string): LibcBackend {
       returns: FFIType.ptr, // int * (this thread's errno)
     },
   });
-  // errno lives at a per-thread address that never moves: look it up once.
-  const errnoPointer = symbols.__errno_location()!;
+  // errno lives at a per-thread address that never moves (a Worker loads
+  // its own copy of this module): map its 4 bytes once, read plain memory.
+  const errnoCell = new Int32Array(
+    toArrayBuffer(symbols.__errno_location()!, 0, 4),
+  );
 
   return typedArrayBackend(
     { runtime: "bun", ffi: "bun:ffi", libraryPath },
     symbols,
-    () => read.i32(errnoPointer, 0),
+    () => errnoCell[0],
   );
 }

@@ -24,6 +24,7 @@ interface NodeFfi {
   ): { functions: Record<string, (...args: unknown[]) => unknown> };
   getInt32(pointer: bigint, offset?: number): number;
   getRawPointer(source: ArrayBufferView): bigint;
+  toArrayBuffer?(pointer: bigint, length: number, copy?: boolean): ArrayBuffer;
 }
 
 /** The slice of `koffi` this backend uses. */
@@ -32,6 +33,7 @@ interface Koffi {
     func(declaration: string): (...args: unknown[]) => unknown;
   };
   errno(): number;
+  view?(pointer: unknown, length: number): ArrayBuffer;
 }
 
 interface NodeProcess {
@@ -127,9 +129,20 @@ export function openLibcWithNodeFfi(libraryPath: string): LibcBackend {
     close(fd: number): number;
     fcntl(fd: number, command: number, argument: number): number;
   };
-  // errno lives at a per-thread address that never moves: look it up once.
+  // errno lives at a per-thread address that never moves (a Worker loads
+  // its own copy of this module): map its 4 bytes once and read plain memory
+  // where node:ffi allows it (not under the V8 sandbox), else getInt32.
   const errnoPointer = functions.__errno_location() as bigint;
-  const finish = resultFiller(() => ffi.getInt32(errnoPointer, 0));
+  let readErrno = () => ffi.getInt32(errnoPointer, 0);
+  try {
+    const errnoCell = new Int32Array(
+      ffi.toArrayBuffer!(errnoPointer, 4, false),
+    );
+    readErrno = () => errnoCell[0];
+  } catch {
+    // keep getInt32
+  }
+  const finish = resultFiller(readErrno);
   // node:ffi converts a typed array argument to a pointer on every call, which
   // costs about a third of the call. The core reuses its buffers, so their
   // addresses are taken once (again only when the core grows its buffer). Both
@@ -216,11 +229,18 @@ export function openLibcWithKoffi(libraryPath: string): LibcBackend {
     // fixed one (the same on the Linux ABIs peersec runs on)
     fcntl: library.func("int fcntl(int, int, int)"),
   };
-  // koffi.errno() reads this thread's errno; nothing runs between the call
-  // and the read.
+  // errno lives at a per-thread address that never moves (a Worker loads
+  // its own copy of this module): map its 4 bytes once with koffi.view and
+  // read plain memory; koffi.errno() (a full N-API call) where view is not.
+  let readErrno = () => koffi.errno();
+  if (typeof koffi.view === "function") {
+    const errnoLocation = library.func("void *__errno_location(void)"); // int *
+    const errnoCell = new Int32Array(koffi.view(errnoLocation(), 4));
+    readErrno = () => errnoCell[0];
+  }
   return typedArrayBackend(
     { runtime: "node", ffi: "koffi", libraryPath },
     symbols as unknown as TypedArraySymbols,
-    () => koffi.errno(),
+    readErrno,
   );
 }
