@@ -273,11 +273,22 @@ mkdirSync(results, { recursive: true });
 const testFiles = readdirSync(join(esm, "tests"))
   .filter((name) => name.endsWith("_test.js"))
   .map((name) => join(esm, "tests", name));
-const suites: { name: string; command: string[] }[] = [
+const suites: {
+  name: string;
+  command: string[];
+  env?: Record<string, string>;
+}[] = [
   { name: `node${nodeMajor(systemNode)}-koffi`, command: [systemNode] },
-  { name: "node26-node-ffi", command: [NODE_26] },
-].map(({ name, command }) => ({
+  // koffi is installed here, and Node 26 would take it (it is faster):
+  // PEERSEC_FFI keeps this suite on node:ffi.
+  {
+    name: "node26-node-ffi",
+    command: [NODE_26],
+    env: { PEERSEC_FFI: "node:ffi" },
+  },
+].map(({ name, command, env }) => ({
   name,
+  env,
   command: [
     ...command,
     "--test",
@@ -302,13 +313,13 @@ suites.push({
 });
 
 let failed = false;
-for (const { name, command } of suites) {
+for (const { name, command, env } of suites) {
   step(`tests on the emitted JavaScript: ${name}`);
   console.log(`runtime: ${command[0]}`);
   const run = spawnSync(command[0], command.slice(1), {
     cwd: root,
     stdio: "inherit",
-    env: { ...Deno.env.toObject(), NO_COLOR: "1" },
+    env: { ...Deno.env.toObject(), NO_COLOR: "1", ...env },
   });
   if (run.status !== 0) {
     console.error(`build_npm: the ${name} suite failed (exit ${run.status})`);

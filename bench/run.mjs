@@ -64,8 +64,11 @@ const contenders = [
     name: `Node ${process.versions.node.split(".")[0]}`,
     command: [process.execPath, workload, ...built],
   },
+  // Node 26 takes koffi when it is installed (here it is), node:ffi else.
+  { name: "Node 26", command: [node26, workload, ...built] },
   {
     name: "Node 26",
+    env: { PEERSEC_FFI: "node:ffi" },
     command: [
       node26,
       "--disable-warning=ExperimentalWarning",
@@ -98,11 +101,12 @@ spawnSync(denoCommand, [...denoArgs.slice(0, -2), "1", "1"]);
 // samples from every round are pooled.
 const pooled = new Map();
 for (let round = 1; round <= rounds; round++) {
-  for (const { name, command } of contenders) {
+  for (const { name: runtime, command, env } of contenders) {
+    const name = env?.PEERSEC_FFI ? `${runtime} (${env.PEERSEC_FFI})` : runtime;
     process.stdout.write(`round ${round}/${rounds}: ${name}… `);
     const run = spawnSync(command[0], command.slice(1), {
       encoding: "utf8",
-      env: { ...process.env, NO_COLOR: "1" },
+      env: { ...process.env, NO_COLOR: "1", ...env },
     });
     if (run.error?.code === "ENOENT") {
       console.log("not installed, left out");
@@ -125,6 +129,10 @@ for (let round = 1; round <= rounds; round++) {
     } else {
       entry.credentials.push(...output.credentials);
       entry.label.push(...output.label);
+      if (output.bare) {
+        entry.bare.credentials.push(...output.bare.credentials);
+        entry.bare.label.push(...output.bare.label);
+      }
       entry.importMs.push(output.importMs);
       entry.firstCallMs.push(output.firstCallMs);
     }
@@ -144,29 +152,48 @@ rmSync(work, { recursive: true, force: true });
 
 const c = results.find((result) => result.name === "C (floor)");
 const rows = [];
+const row = (runtime, ffi, call, samples, result, ownNs) => {
+  const value = median(samples);
+  return {
+    runtime,
+    ffi,
+    call,
+    medianNs: Math.round(value),
+    spreadNs: [
+      Math.round(Math.min(...samples)),
+      Math.round(Math.max(...samples)),
+    ],
+    ratioToC: c ? Number((value / median(c[result.call])).toFixed(2)) : null,
+    ownNs,
+    importMs: result.importMs === undefined || ownNs === null
+      ? null
+      : Number(result.importMs.toFixed(1)),
+    firstCallMs: result.firstCallMs === undefined || ownNs === null
+      ? null
+      : Number(result.firstCallMs.toFixed(2)),
+  };
+};
 for (const result of results) {
   for (const call of ["credentials", "label"]) {
-    const samples = result[call];
-    const value = median(samples);
-    rows.push({
-      runtime: result.name,
-      ffi: result.ffi ?? (result.name.startsWith("C") ? "—" : "socket module"),
-      call: call === "credentials"
-        ? "getPeerCredentials"
-        : "tryGetPeerSecurityContext",
-      medianNs: Math.round(value),
-      spreadNs: [
-        Math.round(Math.min(...samples)),
-        Math.round(Math.max(...samples)),
-      ],
-      ratioToC: c ? Number((value / median(c[call])).toFixed(2)) : null,
-      importMs: result.importMs === undefined
-        ? null
-        : Number(result.importMs.toFixed(1)),
-      firstCallMs: result.firstCallMs === undefined
-        ? null
-        : Number(result.firstCallMs.toFixed(2)),
-    });
+    const name = call === "credentials"
+      ? "getPeerCredentials"
+      : "tryGetPeerSecurityContext";
+    const ffi = result.ffi ??
+      (result.name.startsWith("C") ? "—" : "socket module");
+    const bare = result.bare?.[call];
+    // peersec's own cost: the same call through the same FFI without it,
+    // measured in the same process, interleaved.
+    const ownNs = bare ? Math.round(median(result[call]) - median(bare)) : null;
+    rows.push(
+      row(result.name, ffi, name, result[call], { ...result, call }, ownNs),
+    );
+    if (bare) {
+      rows.push(
+        row(`${result.name} (bare FFI)`, ffi, "getsockopt alone", bare, {
+          call,
+        }, null),
+      );
+    }
   }
 }
 
@@ -201,6 +228,7 @@ const table = [
     "median ns/call",
     "spread",
     "× C",
+    "peersec's own ns",
     "import",
     "first call",
   ],
@@ -211,6 +239,7 @@ const table = [
     String(row.medianNs),
     `${row.spreadNs[0]}–${row.spreadNs[1]}`,
     row.ratioToC === null ? "—" : row.ratioToC.toFixed(2),
+    row.ownNs === null ? "—" : String(row.ownNs),
     row.importMs === null ? "—" : `${row.importMs} ms`,
     row.firstCallMs === null ? "—" : `${row.firstCallMs} ms`,
   ]),

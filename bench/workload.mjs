@@ -33,28 +33,45 @@ if (defaultReader.backend.socketpair(AF_UNIX, SOCK_STREAM, 0, fds).rc !== 0) {
 }
 const fd = fds[0];
 
-function measure(call) {
+const warmedUp = new Set();
+
+/** One timed repetition of `calls` calls (after a warm-up the first time). */
+function measureOnce(call) {
   let sink = 0;
-  // Warm up until every JIT tier has seen the loop.
-  const warmUp = Math.max(calls / 10, 200_000);
-  for (let i = 0; i < warmUp; i++) sink += call() === null ? 1 : 0;
-  const samples = [];
-  for (let repetition = 0; repetition < repetitions; repetition++) {
-    const start = now();
-    for (let i = 0; i < calls; i++) sink += call() === null ? 1 : 0;
-    samples.push(((now() - start) * 1e6) / calls);
+  if (!warmedUp.has(call.toString())) {
+    // Warm up until every JIT tier has seen the loop.
+    const warmUp = Math.max(calls / 10, 200_000);
+    for (let i = 0; i < warmUp; i++) sink += call() === null ? 1 : 0;
+    warmedUp.add(call.toString());
   }
+  const start = now();
+  for (let i = 0; i < calls; i++) sink += call() === null ? 1 : 0;
   if (sink < 0) console.log(sink);
-  return samples;
+  return [((now() - start) * 1e6) / calls];
 }
 
 const { getPeerCredentials, tryGetPeerSecurityContext } = peersec;
 const label = tryGetPeerSecurityContext(fd);
+// The same calls through the same FFI without peersec, measured in the same
+// process and interleaved with peersec's, so the difference is peersec's own.
+const { bareFfi } = await import("./bare_ffi.mjs");
+const bare = await bareFfi(defaultReader.backend.ffi);
+const credentials = [];
+const labels = [];
+const bareCredentials = [];
+const bareLabels = [];
+for (let round = 0; round < repetitions; round++) {
+  credentials.push(...measureOnce(() => getPeerCredentials(fd)));
+  bareCredentials.push(...measureOnce(() => bare.credentials(fd)));
+  labels.push(...measureOnce(() => tryGetPeerSecurityContext(fd)));
+  bareLabels.push(...measureOnce(() => bare.label(fd)));
+}
 console.log(JSON.stringify({
   importMs,
   firstCallMs,
   ffi: defaultReader.backend.ffi,
   labelResult: label,
-  credentials: measure(() => getPeerCredentials(fd)),
-  label: measure(() => tryGetPeerSecurityContext(fd)),
+  credentials,
+  label: labels,
+  bare: { credentials: bareCredentials, label: bareLabels },
 }));

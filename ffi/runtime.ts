@@ -185,6 +185,8 @@ export interface RuntimeEnvironment {
   readonly architecture: string;
   /** The value of PEERSEC_LIBC, when set and readable. */
   readonly libcOverride: string | undefined;
+  /** Node only: PEERSEC_FFI (`koffi` or `node:ffi`), when set. */
+  readonly ffiChoice?: string;
   /**
    * Deno only: whether `--allow-ffi` covers a library, asked without
    * prompting. Undefined elsewhere.
@@ -208,6 +210,9 @@ export function currentEnvironment(): RuntimeEnvironment {
     os: operatingSystem(runtime),
     architecture: cpuArchitecture(runtime),
     libcOverride: libcOverride(runtime),
+    ffiChoice: runtime === "node"
+      ? runtimeGlobals.process?.env?.[FFI_ENVIRONMENT_VARIABLE] || undefined
+      : undefined,
     denoFfiAllowed: runtime === "deno" ? denoFfiAllowed : undefined,
   };
 }
@@ -290,35 +295,73 @@ export function activationEnvironment(
   };
 }
 
+/** The environment variable that picks Node's FFI: `koffi` or `node:ffi`. */
+export const FFI_ENVIRONMENT_VARIABLE = "PEERSEC_FFI";
+
+const isModuleNotFound = (error: unknown) =>
+  (error as { code?: string }).code === "MODULE_NOT_FOUND";
+
+function koffiMissing(cause: unknown, nodeVersion: string): PeerSecError {
+  return new PeerSecError(
+    `peersec on Node ${nodeVersion} needs koffi for FFI: run \`npm install koffi\` ` +
+      "(Node 26+ also has node:ffi built in, which needs nothing)",
+    { code: "ERR_KOFFI_MISSING", cause },
+  );
+}
+
 /**
- * Node's FFI: the built-in `node:ffi` where Node has it (26+), else koffi,
- * which the application installs (an optional peer dependency of the npm
- * package). A missing koffi is an error that says what to install.
+ * Node's FFI. koffi (an optional peer dependency the application installs)
+ * when it is installed: on Node 26 it measured faster than the built-in
+ * `node:ffi` (credentials call 749 vs 1264 ns here, no-label 593 vs 935 ns)
+ * and prints no ExperimentalWarning. Otherwise `node:ffi` where Node has it
+ * (26+). `PEERSEC_FFI=koffi` or `=node:ffi` forces one. With neither, the
+ * error says what to install.
  */
-function nodeOpener(): (libraryPath: string) => LibcBackend {
-  if (nodeFfi() !== undefined) return openLibcWithNodeFfi;
+function nodeOpener(
+  choice: string | undefined,
+): (libraryPath: string) => LibcBackend {
+  const nodeVersion = runtimeGlobals.process?.versions?.node ?? "?";
+  if (choice !== undefined && choice !== "koffi" && choice !== "node:ffi") {
+    throw new PeerSecError(
+      `${FFI_ENVIRONMENT_VARIABLE} must be "koffi" or "node:ffi", got ${
+        JSON.stringify(choice)
+      }`,
+      { code: "ERR_INVALID_ENVIRONMENT" },
+    );
+  }
+  // Asking for node:ffi loads it, and loading it prints Node's
+  // ExperimentalWarning: ask only when it is the one to use.
+  const builtIn = () => nodeFfi() !== undefined;
+  if (choice === "node:ffi") {
+    if (!builtIn()) {
+      throw new PeerSecError(
+        `${FFI_ENVIRONMENT_VARIABLE}=node:ffi, but Node ${nodeVersion} has no ` +
+          "node:ffi (it needs Node 26+, without --no-experimental-ffi)",
+        { code: "ERR_NODE_FFI_MISSING" },
+      );
+    }
+    return openLibcWithNodeFfi;
+  }
   return (libraryPath) => {
     try {
       return openLibcWithKoffi(libraryPath);
     } catch (error) {
-      if ((error as { code?: string }).code === "MODULE_NOT_FOUND") {
-        throw new PeerSecError(
-          "peersec on Node before 26 needs koffi for FFI: run `npm install koffi` " +
-            "(Node 26+ has node:ffi built in and needs nothing)",
-          { code: "ERR_KOFFI_MISSING", cause: error },
-        );
+      if (!isModuleNotFound(error)) throw error;
+      if (choice === undefined && builtIn()) {
+        return openLibcWithNodeFfi(libraryPath);
       }
-      throw error;
+      throw koffiMissing(error, nodeVersion);
     }
   };
 }
 
 function opener(
   runtime: RuntimeName,
+  ffiChoice: string | undefined,
 ): ((libraryPath: string) => LibcBackend) | undefined {
   if (runtime === "deno") return openDenoLibc;
   if (runtime === "bun") return openBunLibc;
-  if (runtime === "node") return nodeOpener();
+  if (runtime === "node") return nodeOpener(ffiChoice);
   return undefined;
 }
 
@@ -342,7 +385,7 @@ export function openPlatform(
       { code: "ERR_UNSUPPORTED_PLATFORM" },
     );
   }
-  const open = opener(runtime);
+  const open = opener(runtime, environment.ffiChoice);
   if (open === undefined) {
     throw new PeerSecError(
       "peersec has no FFI backend for this runtime; it runs in Deno " +

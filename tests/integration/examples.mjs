@@ -122,6 +122,8 @@ const cases = [
   {
     name: "Node 26 + node:ffi: node:http (examples/node_http_server.mjs)",
     command: (path) => [
+      "env",
+      "PEERSEC_FFI=node:ffi", // koffi is installed here and would be taken
       node26,
       "--disable-warning=ExperimentalWarning",
       example("node_http_server.mjs"),

@@ -146,6 +146,16 @@ test("Node 26 uses node:ffi and needs no koffi", () => {
   assert.match(stderr, /ExperimentalWarning: FFI is an experimental feature/);
 });
 
+test("Node 26 with koffi installed takes koffi (faster, no ExperimentalWarning)", () => {
+  const { report, stderr } = run(
+    tools.node26,
+    ["smoke.mjs"],
+    consumers.withKoffi,
+  );
+  assertAgrees(report, "node26");
+  assert.doesNotMatch(stderr, /ExperimentalWarning/);
+});
+
 test("Bun reads the peer without koffi", () => {
   assertAgrees(run(tools.bun, ["smoke.mjs"], consumers.plain).report, "bun");
 });
@@ -183,7 +193,7 @@ test("Node 20 without koffi: ERR_KOFFI_MISSING says what to install", () => {
   const { report } = run(tools.node20, ["smoke.mjs"], consumers.plain);
   assert.equal(report.error, "ERR_KOFFI_MISSING");
   assert.match(report.message, /npm install koffi/);
-  assert.match(report.message, /Node 26\+ has node:ffi built in/);
+  assert.match(report.message, /Node 26\+ also has node:ffi built in/);
 });
 
 test("the consumer's TypeScript sees the package's types", () => {
