@@ -2,11 +2,16 @@
 // loads peersec (source .ts in Deno and Bun, the npm build's .js in Node),
 // times the first call, then times getPeerCredentials and
 // tryGetPeerSecurityContext on one connected socketpair. Prints one JSON line.
-//   <runtime> workload.mjs <module-dir> <ext> <calls> <repetitions>
-const [moduleDirectory, extension, callsText, repetitionsText] =
+//   <runtime> workload.mjs <module-dir> <ext> <calls> <repetitions> [warm-up]
+// (warm-up: calls before the first timing; default max(calls/10, 200000);
+// the LSM lane's emulated guest passes fewer.)
+const [moduleDirectory, extension, callsText, repetitionsText, warmUpText] =
   typeof Deno === "object" ? Deno.args : process.argv.slice(2);
 const calls = Number(callsText);
 const repetitions = Number(repetitionsText);
+const warmUpCalls = warmUpText === undefined
+  ? Math.max(calls / 10, 200_000)
+  : Number(warmUpText);
 const now = () => performance.now();
 
 // First use in a fresh process: importing the module, then the first call,
@@ -40,8 +45,7 @@ function measureOnce(call) {
   let sink = 0;
   if (!warmedUp.has(call.toString())) {
     // Warm up until every JIT tier has seen the loop.
-    const warmUp = Math.max(calls / 10, 200_000);
-    for (let i = 0; i < warmUp; i++) sink += call() === null ? 1 : 0;
+    for (let i = 0; i < warmUpCalls; i++) sink += call() === null ? 1 : 0;
     warmedUp.add(call.toString());
   }
   const start = now();

@@ -302,6 +302,19 @@ function buildInitramfs(definitions) {
     join(here, "guest/scenarios.mjs"),
     join(tree, "opt/lane/scenarios.mjs"),
   );
+  // The benchmark on a real label (SELinux guest): the C floor, and the
+  // workload with its bare-FFI comparison.
+  run("gcc", [
+    "-O2",
+    "-static",
+    "-o",
+    join(tree, "bin/floor"),
+    join(root, "bench/floor.c"),
+  ]);
+  mkdirSync(join(tree, "opt/bench"), { recursive: true });
+  for (const file of ["workload.mjs", "bare_ffi.mjs"]) {
+    copyFileSync(join(root, "bench", file), join(tree, "opt/bench", file));
+  }
   copyFileSync(join(here, "guest/init"), join(tree, "init"));
   chmodSync(join(tree, "init"), 0o755);
 
@@ -396,7 +409,8 @@ function boot(lsm, vmlinux, cpio, cmdline) {
   const files = {};
   let current;
   for (const line of result.stdout.replaceAll("\r", "").split("\n")) {
-    const marker = /^=====PEERSEC-FILE (\S+)/.exec(line);
+    // The first marker can share a line with the firmware's last words.
+    const marker = /=====PEERSEC-FILE (\S+)/.exec(line);
     if (marker) {
       current = marker[1];
       files[current] = [];
@@ -642,6 +656,59 @@ log(`initramfs: ${(readFileSync(cpio).length / 2 ** 20).toFixed(0)} MiB`);
 
 const cases = [];
 const table = [];
+let benchReport = "";
+
+/** Ratios to C on a real label, from the SELinux guest (a report, not a test). */
+function labelBenchmark(files) {
+  const parse = (name) => {
+    const line = (files[name] ?? "").split("\n").find((text) =>
+      text.startsWith("{")
+    );
+    return line ? JSON.parse(line) : null;
+  };
+  const median = (values) =>
+    [...values].sort((a, b) => a - b)[values.length >> 1];
+  const c = parse("bench-c.json");
+  if (!c) return `label benchmark: no C floor (${files["bench.err"] ?? ""})`;
+  const lines = [
+    "",
+    "benchmark on a real SELinux label, inside the guest (software emulation: ratios only):",
+    `  C floor: getsockopt(SO_PEERCRED) ${median(c.credentials)} ns, ` +
+    `getsockopt(SO_PEERSEC) → ${c.labelResult} bytes ${median(c.label)} ns`,
+  ];
+  const ratio = (value, floor) => (value / floor).toFixed(2);
+  for (const runtime of ["deno", "bun"]) {
+    const result = parse(`bench-${runtime}.json`);
+    if (!result) {
+      lines.push(`  ${runtime}: no result`);
+      continue;
+    }
+    lines.push(
+      `  ${runtime}: label ${JSON.stringify(result.labelResult)}; ` +
+        `getPeerCredentials ${
+          ratio(median(result.credentials), median(c.credentials))
+        }× C ` +
+        `(bare FFI ${
+          ratio(median(result.bare.credentials), median(c.credentials))
+        }×), ` +
+        `tryGetPeerSecurityContext, decode included, ${
+          ratio(median(result.label), median(c.label))
+        }× C ` +
+        `(bare FFI, no decode, ${
+          ratio(median(result.bare.label), median(c.label))
+        }×)`,
+    );
+  }
+  writeFileSync(
+    join(results, "lsm-bench.json"),
+    JSON.stringify({
+      c,
+      deno: parse("bench-deno.json"),
+      bun: parse("bench-bun.json"),
+    }) + "\n",
+  );
+  return lines.join("\n");
+}
 for (const lsm of wanted) {
   const definition = definitions[lsm];
   const bootStart = Date.now();
@@ -654,6 +721,7 @@ for (const lsm of wanted) {
     }); LSMs ${files["lsm.txt"]}`,
   );
   if (files["setup.log"]) log(`${lsm} setup said: ${files["setup.log"]}`);
+  if (lsm === "selinux") benchReport = labelBenchmark(files);
   const parse = (name) =>
     (files[name] ?? "").split("\n").filter((line) => line.startsWith("{")).map((
       line,
@@ -731,6 +799,7 @@ for (const lsm of wanted) {
 }
 
 writeFileSync(join(results, "lsm.xml"), junit(cases));
+if (benchReport) console.log(benchReport);
 console.log("\nkernel answers (ground truth):");
 for (const row of table) console.log(`  ${row.join("  |  ")}`);
 const failed = cases.filter(({ problems }) => problems.length);
