@@ -15,8 +15,7 @@ import {
 import { PeerSecError } from "../src/errors.ts";
 import type { PeerSecReader } from "../src/core.ts";
 import type { ActivationEnvironment } from "../src/activation.ts";
-import { readPeerPidfd } from "../src/identity.ts";
-import { readFileSync } from "node:fs";
+import { pidfdInfo, readPeerPidfd } from "../src/identity.ts";
 import { openLibc as openDenoLibc } from "./deno.ts";
 import { openLibc as openBunLibc } from "./bun.ts";
 import { nodeFfi, openLibcWithKoffi, openLibcWithNodeFfi } from "./node.ts";
@@ -26,6 +25,12 @@ export type RuntimeName = "deno" | "bun" | "node" | "unknown";
 
 /** The environment variable that names the C library to open instead. */
 export const LIBC_ENVIRONMENT_VARIABLE = "PEERSEC_LIBC";
+
+/** What Deno's permission API is asked here (never requested: queried). */
+type PermissionDescriptor =
+  | { name: "env"; variable: string }
+  | { name: "ffi"; path?: string }
+  | { name: "read"; path: string };
 
 interface RuntimeGlobals {
   Deno?: {
@@ -37,12 +42,7 @@ interface RuntimeGlobals {
       delete(name: string): void;
     };
     permissions?: {
-      querySync?(
-        descriptor:
-          | { name: "env"; variable: string }
-          | { name: "ffi"; path?: string }
-          | { name: "read"; path: string },
-      ): { state: string };
+      querySync?(descriptor: PermissionDescriptor): { state: string };
     };
     errors?: Record<string, new (...args: never[]) => Error>;
   };
@@ -91,12 +91,7 @@ function cpuArchitecture(runtime: RuntimeName): string {
 }
 
 /** Whether Deno grants a permission, asked without ever prompting. */
-function denoGrants(
-  descriptor:
-    | { name: "env"; variable: string }
-    | { name: "ffi"; path?: string }
-    | { name: "read"; path: string },
-): boolean {
+function denoGrants(descriptor: PermissionDescriptor): boolean {
   return runtimeGlobals.Deno?.permissions?.querySync?.(descriptor).state ===
     "granted";
 }
@@ -239,11 +234,9 @@ function ownPidfdId(reader: PeerSecReader): bigint | null {
   let pidfd = -1;
   try {
     pidfd = readPeerPidfd(reader, fds[0]);
-    const info = readFileSync(`/proc/self/fdinfo/${pidfd}`, "utf8");
-    const inode = /^ino:\s*(\d+)$/m.exec(info)?.[1];
-    return inode === undefined ? null : BigInt(inode);
+    return pidfdInfo(pidfd, "ino");
   } catch {
-    return null;
+    return null; // no SO_PEERPIDFD (before Linux 6.5)
   } finally {
     if (pidfd >= 0) reader.backend.close(pidfd);
     reader.backend.close(fds[0]);

@@ -28,7 +28,11 @@ import {
   withSocketFd,
 } from "../mod.ts";
 import { detectRuntime } from "../ffi/runtime.ts";
-import { checkSocketMode, listenOnPath } from "../src/unix_listen.ts";
+import {
+  checkSocketMode,
+  listening,
+  listenOnPath,
+} from "../src/unix_listen.ts";
 import { toRequest, writeResponse } from "./http.ts";
 import { compilePolicy, type Peer, type PeerPolicy } from "./policy.ts";
 
@@ -192,7 +196,7 @@ async function preparePath(path: string): Promise<void> {
     );
   }
   // A socket file: replaced only when nothing listens on it.
-  const listening = await new Promise<boolean>((resolve, reject) => {
+  const inUse = await new Promise<boolean>((resolve, reject) => {
     const probe = net.connect(path);
     probe.once("connect", () => {
       probe.destroy();
@@ -203,7 +207,7 @@ async function preparePath(path: string): Promise<void> {
       else reject(error);
     });
   });
-  if (listening) {
+  if (inUse) {
     throw new PeerSecError(`${path}: a server is listening there already`, {
       code: "EADDRINUSE",
     });
@@ -248,28 +252,28 @@ export function startServer(
       return;
     }
     connection.inFlight++;
+    const aborter = new AbortController();
     outgoing.once("close", () => {
+      // Closed before the response was complete: the client went away.
+      if (!outgoing.writableFinished) aborter.abort();
       connection.inFlight--;
       if (closing && connection.inFlight === 0) {
         (incoming.socket as net.Socket).end();
       }
     });
-    void respond(incoming, outgoing, connection);
+    void respond(incoming, outgoing, connection, aborter.signal);
   });
 
   async function respond(
     incoming: http.IncomingMessage,
     outgoing: http.ServerResponse,
     connection: Connection,
+    signal: AbortSignal,
   ): Promise<void> {
-    const aborter = new AbortController();
-    outgoing.once("close", () => {
-      if (!outgoing.writableFinished) aborter.abort();
-    });
     if (closing) outgoing.setHeader("connection", "close");
     let request: Request;
     try {
-      request = toRequest(incoming, "http://localhost", aborter.signal);
+      request = toRequest(incoming, "http://localhost", signal);
     } catch {
       await writeResponse(outgoing, plain(400, "Bad Request"), incoming.method);
       return;
@@ -363,17 +367,12 @@ export function startServer(
       createdInode = lstatSync(options.path).ino;
       addr = { transport: "unix", path: options.path };
     } else {
-      await new Promise<void>((resolve, reject) => {
-        listener.once("error", reject);
-        const done = () => {
-          listener.off("error", reject);
-          resolve();
-        };
-        if (options.fd !== undefined) listener.listen({ fd: options.fd }, done);
-        else {
-          listener.listen(options.port, options.hostname ?? "127.0.0.1", done);
-        }
-      });
+      await listening(
+        listener,
+        options.fd !== undefined
+          ? { fd: options.fd }
+          : [options.port!, options.hostname ?? "127.0.0.1"],
+      );
       const address = listener.address();
       addr = address !== null && typeof address === "object"
         ? { transport: "tcp", hostname: address.address, port: address.port }
@@ -407,14 +406,14 @@ export function startServer(
     }
   }
 
-  const listening = listen().catch((error) => {
+  const listened = listen().catch((error) => {
     rejectFinished(error);
   });
 
   async function shutdown(): Promise<void> {
     if (!closing) {
       closing = true;
-      await listening;
+      await listened;
       if (addr === null) return finished.catch(() => {});
       listener.close();
       if (front) httpServer.close();

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { readFileSync } from "node:fs";
 import type { PeerSecReader } from "./core.ts";
 import { checkFd } from "./core.ts";
 import { PeerSecError } from "./errors.ts";
@@ -132,6 +133,22 @@ export function readPeerPidfd(reader: PeerSecReader, fd: number): number {
     );
   }
   return reader.valueInt32[0];
+}
+
+/**
+ * A numeric field of a pidfd's /proc/self/fdinfo: `Pid` (the pid it refers
+ * to now, -1 once the process is gone) or `ino` (its inode, the id systemd's
+ * LISTEN_PIDFDID names). Null when the file cannot be read here (Deno
+ * without --allow-all guards it) or has no such field.
+ */
+export function pidfdInfo(pidfd: number, field: "Pid" | "ino"): bigint | null {
+  try {
+    const info = readFileSync(`/proc/self/fdinfo/${pidfd}`, "utf8");
+    const value = new RegExp(`^${field}:\\s*(-?\\d+)$`, "m").exec(info)?.[1];
+    return value === undefined ? null : BigInt(value);
+  } catch {
+    return null;
+  }
 }
 
 /** See `closeFd` in mod.ts. */

@@ -20,6 +20,7 @@ import type { PeerSecReader } from "./core.ts";
 import { PeerSecError } from "./errors.ts";
 import {
   closeFileDescriptor,
+  pidfdInfo,
   readPeerIdentity,
   readPeerPidfd,
 } from "./identity.ts";
@@ -94,13 +95,8 @@ function readExecutable(pid: number): string | null {
  * /proc/self/fdinfo cannot be read here (Deno without --allow-all).
  */
 function pidfdPid(pidfd: number): number | null {
-  try {
-    const info = readFileSync(`/proc/self/fdinfo/${pidfd}`, "utf8");
-    const pid = /^Pid:\s*(-?\d+)$/m.exec(info)?.[1];
-    return pid === undefined ? null : Number(pid);
-  } catch {
-    return null;
-  }
+  const pid = pidfdInfo(pidfd, "Pid");
+  return pid === null ? null : Number(pid);
 }
 
 /**

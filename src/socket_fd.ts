@@ -190,16 +190,14 @@ export function withFoundSocketFd<T>(
   }
   // Settled through then(), not finally(): a thenable need not have finally,
   // and a failing close must not turn the callback's success into a rejection.
-  return new Promise((resolve, reject) => {
-    Promise.resolve(result).then(
-      (value) => {
-        closeOwn(reader, fd);
-        resolve(value);
-      },
-      (error) => {
-        closeOwn(reader, fd);
-        reject(error);
-      },
-    );
-  }) as T;
+  return Promise.resolve(result).then(
+    (value) => {
+      closeOwn(reader, fd);
+      return value;
+    },
+    (error) => {
+      closeOwn(reader, fd);
+      throw error;
+    },
+  ) as T;
 }

@@ -38,6 +38,26 @@ export function checkSocketMode(mode: unknown): asserts mode is number {
 }
 
 /**
+ * `server.listen(...target)`, as a promise: resolves once it listens, rejects
+ * with the runtime's error (`EADDRINUSE`, a permission error, …).
+ */
+export function listening(
+  server: Server,
+  target: string | { fd: number } | [port: number, hostname: string],
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const failed = (error: Error) => reject(error);
+    server.once("error", failed);
+    const done = () => {
+      server.off("error", failed);
+      resolve();
+    };
+    if (Array.isArray(target)) server.listen(target[0], target[1], done);
+    else server.listen(target, done);
+  });
+}
+
+/**
  * Makes `server` listen on `path` with `mode` (or the umask's mode when
  * undefined), never replacing an existing file. Resolves once the socket is
  * reachable at `path`; rejects with the runtime's error (`EADDRINUSE` when
@@ -48,23 +68,14 @@ export async function listenOnPath(
   path: string,
   mode: number | undefined,
 ): Promise<void> {
-  const listen = (target: string) =>
-    new Promise<void>((resolve, reject) => {
-      const failed = (error: Error) => reject(error);
-      server.once("error", failed);
-      server.listen(target, () => {
-        server.off("error", failed);
-        resolve();
-      });
-    });
-  if (mode === undefined) return await listen(path);
+  if (mode === undefined) return await listening(server, path);
   // The private directory: mkdtemp makes it 0700.
   const privateDirectory = mkdtempSync(
     join(dirname(path), `.${basename(path)}.`),
   );
   const staging = join(privateDirectory, "socket");
   try {
-    await listen(staging);
+    await listening(server, staging);
     chmodSync(staging, mode);
     linkSync(staging, path);
   } catch (error) {
