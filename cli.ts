@@ -4,6 +4,7 @@
  *
  *     peersec [self] [--json]        self-check on a socketpair in this process
  *     peersec probe <path> [--json]  connect and show the server side's identity
+ *     peersec probe <host:port> [--json]  the same over TCP: the server's label
  *     peersec serve <path> [--mode 0660] [--json]  listen and show each client's identity
  *
  * Exit codes: 0 done; 1 the check or connection failed, or peersec cannot run
@@ -23,19 +24,27 @@ import { fileURLToPath } from "node:url";
 import { defaultReader } from "./ffi/default_reader.ts";
 import { currentEnvironment } from "./ffi/runtime.ts";
 import { PeerSecError } from "./src/errors.ts";
-import { describePeer, formatPeer } from "./src/peer_description.ts";
+import {
+  describeNetworkPeer,
+  describePeer,
+  formatNetworkPeer,
+  formatPeer,
+} from "./src/peer_description.ts";
 import { selfCheck, type SelfCheckReport } from "./src/self_check.ts";
-import { borrowSocketFd } from "./src/socket_fd.ts";
+import { borrowSocketFd, withFoundSocketFd } from "./src/socket_fd.ts";
 import { listenOnPath, removeSocketFile } from "./src/unix_listen.ts";
 
 const USAGE = `usage: peersec [self] [--json]
-       peersec probe <unix-socket-path> [--json]
+       peersec probe <unix-socket-path | host:port | [ipv6]:port> [--json]
        peersec serve <unix-socket-path> [--mode 0660] [--json]
 
   self      (default) what SO_PEERSEC returns on this machine: active
             security modules, this process's label, and a socketpair's peer
   probe     connect to a listening UNIX socket and print the identity of the
-            process that serves it: pid, executable, uid, gid, groups, label
+            process that serves it: pid, executable, uid, gid, groups, label;
+            or connect over TCP (host:port, [::1]:port) and print the label
+            labeled networking (NetLabel/CIPSO, labeled IPsec) delivered,
+            if any (a path with a colon and no slash: write ./name)
   serve     listen on a new UNIX socket and print each client's identity as
             it connects (and send it to the client), until interrupted;
             --mode sets the socket file's permissions before anyone can
@@ -109,7 +118,54 @@ function pathFailure(path: string, error: unknown): CliFailure {
   );
 }
 
+/** `host:port` or `[v6]:port` (never a path: those have a slash). */
+function tcpTarget(operand: string): { host: string; port: number } | null {
+  const match = /^\[([0-9A-Fa-f:.%\w]+)\]:(\d{1,5})$/.exec(operand) ??
+    /^([^/:\[\]]+):(\d{1,5})$/.exec(operand);
+  if (!match || Number(match[2]) > 65535) return null;
+  return { host: match[1], port: Number(match[2]) };
+}
+
+function probeTcp(
+  target: { host: string; port: number },
+  operand: string,
+  json: boolean,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = net.createConnection(target);
+    socket.setTimeout(5000, () => {
+      socket.destroy();
+      reject(pathFailure(operand, { code: "ETIMEDOUT" }));
+    });
+    socket.once("error", (error) => reject(pathFailure(operand, error)));
+    socket.once("connect", () => {
+      try {
+        // Deno keeps TCP fds to itself: withSocketFd's duplicate, closed after.
+        const peer = withFoundSocketFd(
+          defaultReader,
+          socket,
+          (fd) =>
+            describeNetworkPeer(
+              defaultReader,
+              fd,
+              socket.remoteAddress ?? target.host,
+              socket.remotePort ?? target.port,
+            ),
+        );
+        console.log(json ? JSON.stringify(peer) : formatNetworkPeer(peer));
+        resolve();
+      } catch (error) {
+        reject(error);
+      } finally {
+        socket.destroy();
+      }
+    });
+  });
+}
+
 function probe(path: string, json: boolean): Promise<void> {
+  const target = tcpTarget(path);
+  if (target) return probeTcp(target, path, json);
   let stats;
   try {
     stats = statSync(path);
@@ -237,7 +293,11 @@ export async function main(args: string[]): Promise<number> {
       console.log(json ? JSON.stringify(report) : formatReport(report));
     } else if (command === "probe" || command === "serve") {
       if (operands.length !== 1 || operands[0] === "") {
-        return usage(`${command} takes one UNIX socket path`);
+        return usage(
+          command === "probe"
+            ? "probe takes one UNIX socket path or host:port"
+            : "serve takes one UNIX socket path",
+        );
       }
       await (command === "probe"
         ? probe(operands[0], json)

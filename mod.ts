@@ -30,14 +30,20 @@ import {
   closeFileDescriptor,
   type PeerCredentials,
   type PeerIdentity,
+  type PeerInfo,
   readPeerCredentials,
   readPeerGroups,
   readPeerIdentity,
+  readPeerInfo,
   readPeerPidfd,
 } from "./src/identity.ts";
 
 export { PeerSecError, type PeerSecErrorOptions } from "./src/errors.ts";
-export type { PeerCredentials, PeerIdentity } from "./src/identity.ts";
+export type {
+  PeerCredentials,
+  PeerIdentity,
+  PeerInfo,
+} from "./src/identity.ts";
 export type { ListenFd } from "./src/activation.ts";
 export {
   type AppArmorLabel,
@@ -259,6 +265,35 @@ export function closeFd(fd: number): void {
  */
 export function getPeerIdentity(fd: number): PeerIdentity {
   return readPeerIdentity(reader, fd);
+}
+
+/**
+ * Everything a peer carries, for any socket kind, without an exception for
+ * what the socket simply lacks: a TCP peer (labeled networking or not) has
+ * `credentials: null` and `groups: null`, a socket without a label
+ * `securityContext: null`. Use it where one code path serves UNIX and TCP
+ * clients; {@linkcode getPeerIdentity} stays the call for UNIX peers, where
+ * missing credentials are an error.
+ *
+ * @param fd A socket's file descriptor (connected, accepted, or listening).
+ * @returns `{ credentials: { pid, uid, gid } | null, groups, securityContext }`.
+ * @throws {TypeError} when `fd` is not a number.
+ * @throws {RangeError} when `fd` is not an integer from 0 to 2³¹−1.
+ * @throws {PeerSecError} for failures other than "the socket has none"
+ *   (`EBADF`, `ENOTSOCK`, and the label errors of
+ *   {@linkcode tryGetPeerSecurityContext}; an empty label is `null`).
+ *
+ * @example
+ * ```ts
+ * import { getPeerInfo } from "@peersec/peersec";
+ *
+ * const { credentials, securityContext } = getPeerInfo(3);
+ * console.log(credentials === null ? "a network peer" : `uid ${credentials.uid}`);
+ * console.log(`label ${securityContext ?? "none"}`);
+ * ```
+ */
+export function getPeerInfo(fd: number): PeerInfo {
+  return readPeerInfo(reader, fd);
 }
 
 /**

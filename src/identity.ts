@@ -27,6 +27,20 @@ export interface PeerIdentity extends PeerCredentials {
   securityContext: string | null;
 }
 
+/**
+ * What a socket's peer carries, each part `null` where the socket has none:
+ * TCP and UDP peers and unconnected sockets have no credentials, and most
+ * sockets no label unless a security module (or labeled networking) gives one.
+ */
+export interface PeerInfo {
+  /** SO_PEERCRED, or `null` when the socket carries no peer credentials (only UNIX sockets do). */
+  credentials: PeerCredentials | null;
+  /** SO_PEERGROUPS, or `null` when the socket carries no peer credentials. */
+  groups: number[] | null;
+  /** The peer's security label, or `null` when none is available. */
+  securityContext: string | null;
+}
+
 /** sizeof(struct ucred): three 32-bit fields. */
 const UCRED_SIZE = 12;
 /** (uid_t)-1: what the kernel reports for a socket with no peer credentials. */
@@ -175,4 +189,33 @@ export function readPeerIdentity(
   const groups = readPeerGroups(reader, fd);
   const securityContext = reader.tryGetPeerSecurityContext(fd);
   return { pid, uid, gid, groups, securityContext };
+}
+
+/**
+ * See `getPeerInfo` in mod.ts: `getPeerIdentity` for every socket kind. Only
+ * "this socket has no such thing" becomes `null` (ENODATA for credentials and
+ * groups, no label for the context); EBADF, ENOTSOCK and the rest still throw.
+ */
+export function readPeerInfo(reader: PeerSecReader, fd: number): PeerInfo {
+  let credentials: PeerCredentials | null;
+  try {
+    credentials = readPeerCredentials(reader, fd);
+  } catch (error) {
+    if (!(error instanceof PeerSecError && error.code === "ENODATA")) {
+      throw error;
+    }
+    credentials = null;
+  }
+  let groups: number[] | null = null;
+  if (credentials !== null) {
+    try {
+      groups = readPeerGroups(reader, fd);
+    } catch (error) {
+      if (!(error instanceof PeerSecError && error.code === "ENODATA")) {
+        throw error;
+      }
+    }
+  }
+  const securityContext = reader.tryGetPeerSecurityContext(fd);
+  return { credentials, groups, securityContext };
 }

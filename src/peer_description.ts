@@ -237,3 +237,67 @@ export function formatPeer(peer: PeerDescription): string {
   }
   return lines.join("\n");
 }
+
+/** A TCP peer, described: only a label can travel with it, never credentials. */
+export interface NetworkPeerDescription {
+  /** Always `tcp`: what told this apart from a UNIX peer's description. */
+  transport: "tcp";
+  /** The peer's address, as the runtime reports it (`127.0.0.1`, `::1`). */
+  address: string;
+  /** The peer's port. */
+  port: number;
+  /**
+   * The peer's label as labeled networking (NetLabel/CIPSO, labeled IPsec,
+   * Smack's CIPSO) delivered it, or null when none arrived.
+   */
+  label: string | null;
+  /**
+   * Why `label` is null: `ENOPROTOOPT` (no labeled networking for this
+   * connection), `ERR_EMPTY_LABEL` (an empty label arrived); null otherwise.
+   */
+  labelError: string | null;
+}
+
+/** Reads and describes the label a TCP connection's peer carries. */
+export function describeNetworkPeer(
+  reader: PeerSecReader,
+  fd: number,
+  address: string,
+  port: number,
+): NetworkPeerDescription {
+  try {
+    const label = reader.getPeerSecurityContext(fd);
+    return { transport: "tcp", address, port, label, labelError: null };
+  } catch (error) {
+    if (
+      error instanceof PeerSecError &&
+      (error.code === "ENOPROTOOPT" || error.code === "ERR_EMPTY_LABEL")
+    ) {
+      return {
+        transport: "tcp",
+        address,
+        port,
+        label: null,
+        labelError: error.code,
+      };
+    }
+    throw error;
+  }
+}
+
+/** The TCP description as lines of text, the label escaped. */
+export function formatNetworkPeer(peer: NetworkPeerDescription): string {
+  const where = peer.address.includes(":")
+    ? `[${peer.address}]:${peer.port}`
+    : `${peer.address}:${peer.port}`;
+  const label = peer.label !== null
+    ? escapeForTerminal(peer.label).text
+    : peer.labelError === "ENOPROTOOPT"
+    ? "none (ENOPROTOOPT: no labeled networking — NetLabel/CIPSO or " +
+      "labeled IPsec — is configured for this connection)"
+    : "none (ERR_EMPTY_LABEL: the kernel gave an empty label)";
+  return [
+    `peer   ${where} [TCP: no process credentials travel over TCP, only a label]`,
+    `label  ${label}`,
+  ].join("\n");
+}

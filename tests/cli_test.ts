@@ -231,6 +231,54 @@ for (const runtime of ["deno", "bun"] as const) {
     }
   });
 
+  test(`${runtime}: peersec probe host:port and [::1]:port read the TCP peer's label, or say none travels`, async () => {
+    for (const host of ["127.0.0.1", "::1"]) {
+      const server = net.createServer((socket) => socket.on("error", () => {}));
+      await new Promise<void>((resolve) => server.listen(0, host, resolve));
+      const { port } = server.address() as net.AddressInfo;
+      const operand = host.includes(":")
+        ? `[${host}]:${port}`
+        : `${host}:${port}`;
+      try {
+        const json = await cliAsync(runtime, ["probe", operand, "--json"]);
+        assert.equal(json.code, 0, json.stderr);
+        // This kernel has no labeled networking: the kernel's own answer.
+        assert.deepEqual(JSON.parse(json.stdout), {
+          transport: "tcp",
+          address: host,
+          port,
+          label: null,
+          labelError: "ENOPROTOOPT",
+        });
+        const text = await cliAsync(runtime, ["probe", operand]);
+        assert.equal(text.code, 0, text.stderr);
+        assert.match(
+          text.stdout,
+          new RegExp(`^peer   \\[?${host}\\]?:${port} \\[TCP`, "m"),
+        );
+        assert.match(
+          text.stdout,
+          /^label  none \(ENOPROTOOPT: no labeled networking/m,
+        );
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
+    }
+    // Nobody listening: one line, exit 1.
+    const closed = net.createServer();
+    await new Promise<void>((resolve) =>
+      closed.listen(0, "127.0.0.1", resolve)
+    );
+    const { port } = closed.address() as net.AddressInfo;
+    await new Promise((resolve) => closed.close(resolve));
+    assertOneLineFailure(
+      await cliAsync(runtime, ["probe", `127.0.0.1:${port}`]),
+      new RegExp(
+        `^peersec: 127\\.0\\.0\\.1:${port}: nothing is listening there$`,
+      ),
+    );
+  });
+
   test(`${runtime}: peersec probe fails in one line for bad paths`, () => {
     const directory = temporaryDirectory();
     try {

@@ -9,6 +9,7 @@ import {
   getPeerCredentials,
   getPeerGroups,
   getPeerIdentity,
+  getPeerInfo,
   getPeerPidfd,
   PeerSecError,
 } from "../mod.ts";
@@ -16,6 +17,7 @@ import { defaultReader } from "../ffi/default_reader.ts";
 import {
   readPeerCredentials,
   readPeerGroups,
+  readPeerInfo,
   readPeerPidfd,
 } from "../src/identity.ts";
 import { constantsFor } from "../src/constants.ts";
@@ -155,6 +157,57 @@ test("TCP carries no credentials: ENODATA, not pid 0 and uid 4294967295", async 
       codeIs("ENODATA", "ESRCH", "ENOPROTOOPT", "EINVAL"),
     );
   }, closeFd);
+});
+
+test("getPeerInfo on TCP: no credentials and no groups as null, no exception", async () => {
+  await withTcpConnection((fd) => {
+    assert.deepEqual(getPeerInfo(fd), {
+      credentials: null,
+      groups: null,
+      // No labeled networking here (and no LSM): no label.
+      securityContext: null,
+    });
+  }, closeFd);
+});
+
+test("getPeerInfo on UNIX: the same credentials, groups and label as getPeerIdentity", async () => {
+  await withClientProcessConnection((fd, clientPid) => {
+    const status = procStatus(clientPid);
+    assert.deepEqual(getPeerInfo(fd), {
+      credentials: { pid: clientPid, uid: status.uid, gid: status.gid },
+      groups: status.groups,
+      securityContext: procAttrCurrent(clientPid),
+    });
+  });
+});
+
+test("getPeerInfo: EBADF, ENOTSOCK and bad arguments still throw", () => {
+  const [left, right] = socketPair();
+  closeFd(left);
+  closeFd(right);
+  assert.throws(() => getPeerInfo(left), codeIs("EBADF"));
+  assert.throws(() => getPeerInfo("4" as unknown as number), TypeError);
+  assert.throws(() => getPeerInfo(-1), RangeError);
+});
+
+test("fake: getPeerInfo keeps a real label of a peer without credentials", () => {
+  const { reader } = fakeReader([
+    { value: words(0, 0xffffffff, 0xffffffff) },
+    { value: withNul("system_u:object_r:netmsg_t:s0:c1,c2") },
+  ]);
+  assert.deepEqual(readPeerInfo(reader, 5), {
+    credentials: null,
+    groups: null,
+    securityContext: "system_u:object_r:netmsg_t:s0:c1,c2",
+  });
+  // A failure that is not "none" is not hidden as null.
+  const failing = fakeReader([{ errno: E.ENOTSOCK }]);
+  assert.throws(() => readPeerInfo(failing.reader, 5), codeIs("ENOTSOCK"));
+  const groupsFail = fakeReader([
+    { value: words(7, 1, 1) },
+    { errno: E.EBADF },
+  ]);
+  assert.throws(() => readPeerInfo(groupsFail.reader, 5), codeIs("EBADF"));
 });
 
 test("closed and non-socket fds: EBADF and ENOTSOCK from every identity function", () => {
