@@ -3,6 +3,12 @@
 // scenario on stdout. The host compares them with lsmtool's ground truth.
 //
 //   <runtime> scenarios.mjs <peersec module> <scenarios.json> <runtime name>
+//
+// The fds come from the runtime's own APIs where it has them (node:net UNIX
+// and TCP servers and clients, Bun.listen); kinds no runtime opens
+// (SEQPACKET, datagram sockets, a TCP listener or never-connected socket)
+// are made by `lsmtool inherit`, which read the truth from the very same fds
+// and named them in PEERSEC_LANE_FDS before it started this program.
 import { spawn } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
 import net from "node:net";
@@ -38,12 +44,13 @@ function readAll(fd) {
   const label = attempt(() => peersec.getPeerSecurityContext(fd));
   const tryLabel = attempt(() => peersec.tryGetPeerSecurityContext(fd));
   const identity = attempt(() => peersec.getPeerIdentity(fd));
+  const info = attempt(() => peersec.getPeerInfo(fd));
   const text = label.value ?? null;
   const parsed = text === null ? null : {
     selinux: attempt(() => peersec.parseSELinuxContext(text)),
     apparmor: attempt(() => peersec.parseAppArmorLabel(text)),
   };
-  return { bytes, label, tryLabel, identity, parsed };
+  return { bytes, label, tryLabel, identity, info, parsed };
 }
 
 function socketpairScenario() {
@@ -122,9 +129,118 @@ function clientSideScenario(scenario) {
   });
 }
 
+/** PEERSEC_LANE_FDS: `name=fd[:clientPid],…`, from `lsmtool inherit`. */
+function inheritedFds() {
+  const text =
+    (typeof Deno === "object"
+      ? Deno.env.get("PEERSEC_LANE_FDS")
+      : process.env.PEERSEC_LANE_FDS) ?? "";
+  return new Map(
+    text.split(",").filter(Boolean).map((entry) => {
+      const [name, rest] = entry.split("=");
+      const [fd, clientPid] = rest.split(":").map(Number);
+      return [name, { fd, clientPid }];
+    }),
+  );
+}
+
+function inheritedScenario(scenario, inherited) {
+  const entry = inherited.get(scenario.name);
+  if (!entry) {
+    throw new Error(`lsmtool inherit made no fd for ${scenario.name}`);
+  }
+  const result = readAll(entry.fd);
+  if (entry.clientPid) {
+    result.clientPid = entry.clientPid;
+    result.procLabel = procLabel(entry.clientPid);
+  }
+  return result;
+}
+
+const tcpAddress = (host, port) =>
+  host.includes(":") ? `tcp:[${host}]:${port}` : `tcp:${host}:${port}`;
+
+/** A TCP server of the runtime's own (node:net, or Bun.listen) accepts. */
+function tcpAcceptScenario(scenario) {
+  return new Promise((resolve, reject) => {
+    let client;
+    const start = (port) => {
+      client = spawn(scenario.client[0], [
+        ...scenario.client.slice(1),
+        tcpAddress(scenario.host, port),
+      ], { stdio: ["ignore", "ignore", "inherit"] });
+    };
+    const answer = (socket) => {
+      // Deno's TCP sockets: the duplicate path; everywhere: a dup we own.
+      const result = peersec.withSocketFd(socket, (fd) => readAll(fd));
+      return {
+        ...result,
+        clientPid: client.pid,
+        procLabel: procLabel(client.pid),
+      };
+    };
+    if (scenario.api === "Bun.listen") {
+      const server = Bun.listen({
+        hostname: scenario.host,
+        port: 0,
+        socket: {
+          open(socket) {
+            try {
+              resolve(answer(socket));
+            } catch (error) {
+              reject(error);
+            } finally {
+              socket.end();
+              server.stop(true);
+            }
+          },
+          data() {},
+        },
+      });
+      start(server.port);
+      return;
+    }
+    const server = net.createServer((socket) => {
+      try {
+        resolve(answer(socket));
+      } catch (error) {
+        reject(error);
+      } finally {
+        socket.destroy();
+        server.close();
+      }
+    });
+    server.on("error", reject);
+    server.listen(0, scenario.host, () => start(server.address().port));
+  });
+}
+
+/** A node:net TCP client of the runtime's own reads the server's label. */
+function tcpClientSideScenario(scenario) {
+  return new Promise((resolve, reject) => {
+    const socket = net.createConnection({
+      host: scenario.host,
+      port: scenario.port,
+      // From the server's address, as lsmtool's client does (see lsmtool.c).
+      localAddress: scenario.host,
+    }, () => {
+      try {
+        resolve(peersec.withSocketFd(socket, (fd) => readAll(fd)));
+      } catch (error) {
+        reject(error);
+      } finally {
+        socket.destroy();
+      }
+    });
+    socket.on("error", reject);
+  });
+}
+
 const internals = modulePath.replace(/mod\.(ts|js)$/, "ffi/default_reader.$1");
 globalThis.__peersecInternals = await import(internals);
+const inherited = inheritedFds();
 for (const scenario of scenarios) {
+  if (scenario.runtimes && !scenario.runtimes.includes(runtimeName)) continue;
   let result;
   try {
     result = scenario.kind === "socketpair"
@@ -133,6 +249,12 @@ for (const scenario of scenarios) {
       ? await acceptScenario(scenario)
       : scenario.kind === "listening"
       ? await listeningScenario(scenario)
+      : scenario.kind === "inherit"
+      ? inheritedScenario(scenario, inherited)
+      : scenario.kind === "tcp-accept"
+      ? await tcpAcceptScenario(scenario)
+      : scenario.kind === "tcp-client-side"
+      ? await tcpClientSideScenario(scenario)
       : await clientSideScenario(scenario);
   } catch (error) {
     result = { failure: String(error?.stack ?? error) };
