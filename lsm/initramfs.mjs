@@ -32,7 +32,9 @@ function sharedLibraries(binaries) {
  * kind of fd and prints its SO_PEERSEC (`inherit` scenarios have none here:
  * lsmtool reads their truth from the very fds it hands the runtime).
  */
-function truthCommand({ name, kind, client, listener, host, port }) {
+function truthCommand(
+  { name, kind, client, listener, host, port, truthAddress },
+) {
   const tool = "/bin/lsmtool";
   const tcp = (port) =>
     host.includes(":") ? `tcp:[${host}]:${port}` : `tcp:${host}:${port}`;
@@ -49,6 +51,8 @@ function truthCommand({ name, kind, client, listener, host, port }) {
       return `${tool} serve ${tcp(0)} ${client.map(quote).join(" ")}`;
     case "tcp-client-side":
       return `${tool} client-side ${tcp(port)}`;
+    case "inherited-listener":
+      return `${tool} serve ${truthAddress} ${client.map(quote).join(" ")}`;
     case "inherit":
       return null;
   }
@@ -189,7 +193,9 @@ export function buildInitramfs(definitions, kernelDirectories, networkTools) {
     // `lsmtool inherit`'s arguments: one name=spec per fd it makes.
     writeFileSync(
       join(directory, "inherit.args"),
-      definition.scenarios.filter(({ kind }) => kind === "inherit").map((
+      definition.scenarios.filter(({ kind }) =>
+        kind === "inherit" || kind === "inherited-listener"
+      ).map((
         { name, inherit },
       ) => `${name}=${inherit}`).join("\n") + "\n",
     );

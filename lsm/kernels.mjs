@@ -120,8 +120,17 @@ function vmlinuxFrom(deb, name, modules = []) {
   return vmlinux;
 }
 
-/** The SELinux guest's modules for labeled IPsec, in insmod order. */
-export const SELINUX_MODULES = ["xfrm_algo", "xfrm_user", "ah4", "ah6"];
+/** The SELinux guest's modules: labeled IPsec, then SCTP; in insmod order. */
+export const SELINUX_MODULES = [
+  "xfrm_algo",
+  "xfrm_user",
+  "ah4",
+  "ah6",
+  "libcrc32c",
+  "udp_tunnel",
+  "ip6_udp_tunnel",
+  "sctp",
+];
 
 export function selinuxKernel() {
   // Debian bookworm's cloud kernel: SELinux built in.

@@ -104,8 +104,9 @@ const AH_KEY = "0x" + "0123456789abcdef".repeat(2) + "01234567";
  * SELinux over TCP, one labeling per loopback address (selinux-testsuite's
  * recipes): 127.0.0.1 NetLabel CIPSO local DOI (the full context travels),
  * 127.0.0.2 CIPSO pass DOI with tag 5 (only the MLS level travels),
- * 127.0.0.3 and ::1 labeled IPsec (AH SAs carrying contexts), 127.0.0.4
- * nothing at all.
+ * 127.0.0.3 and ::1 labeled IPsec (AH SAs carrying contexts), fd00::5
+ * NetLabel CALIPSO pass DOI (the level only), 127.0.0.4 nothing at all. SCTP
+ * runs over 127.0.0.1 (CIPSO) and 127.0.0.4 too.
  */
 function selinuxNetworkSetup() {
   const netlabel = "/opt/net/netlabelctl";
@@ -127,7 +128,10 @@ function selinuxNetworkSetup() {
     states.push(policy(source));
   }
   return [
-    "for module in xfrm_algo xfrm_user ah4 ah6; do insmod /lib/modules/$module.ko || echo insmod $module failed >&2; done",
+    "for module in xfrm_algo xfrm_user ah4 ah6 libcrc32c udp_tunnel ip6_udp_tunnel sctp; do insmod /lib/modules/$module.ko || echo insmod $module failed >&2; done",
+    // A second IPv6 loopback address for CALIPSO (::1 carries IPsec).
+    `${ip} -6 addr add fd00::5/128 dev lo`,
+    `${netlabel} calipso add pass doi:5`,
     `${netlabel} cipsov4 add local doi:1`,
     `${netlabel} cipsov4 add pass doi:16 tags:5`,
     `${netlabel} map del default`,
@@ -135,6 +139,7 @@ function selinuxNetworkSetup() {
     `${netlabel} map add default address:::/0 protocol:unlbl`,
     `${netlabel} map add default address:127.0.0.1 protocol:cipsov4,1`,
     `${netlabel} map add default address:127.0.0.2 protocol:cipsov4,16`,
+    `${netlabel} map add default address:fd00::5 protocol:calipso,5`,
     "for knob in disable_xfrm disable_policy; do " +
     "echo 0 > /proc/sys/net/ipv4/conf/lo/$knob; " +
     "[ -e /proc/sys/net/ipv6/conf/lo/$knob ] && echo 0 > /proc/sys/net/ipv6/conf/lo/$knob; done",
@@ -242,6 +247,41 @@ export function lsms(selinuxLongType) {
           clientAs("selinux", SELINUX_CLIENT),
         ),
         tcpClientSide("tcp4-unlabeled-client-side", "127.0.0.4", 7004),
+        tcpAccept(
+          "tcp6-calipso-pass-accept",
+          "fd00::5",
+          clientAs("selinux", SELINUX_CLIENT_WITH_LEVEL),
+          { expectLabel: "system_u:object_r:netmsg_t:s0:c1,c2" },
+        ),
+        // SCTP one-to-one: no runtime opens one, so lsmtool accepts it ...
+        {
+          name: "sctp4-cipso-accept",
+          kind: "inherit",
+          inherit: `accepted,sctp:127.0.0.1:0,${
+            inheritClient(clientAs("selinux", SELINUX_CLIENT))
+          }`,
+          tcp: true,
+          peerLabelIsProcess: true,
+        },
+        {
+          name: "sctp4-unlabeled-accept",
+          kind: "inherit",
+          inherit: `accepted,sctp:127.0.0.4:0,${
+            inheritClient(clientAs("selinux", SELINUX_CLIENT))
+          }`,
+          tcp: true,
+        },
+        // ... and node:net serves an inherited SCTP listener (listen({ fd })).
+        {
+          name: "sctp4-cipso-node-net-listen-fd",
+          kind: "inherited-listener",
+          inherit: "listening,sctp:127.0.0.1:7010",
+          address: "sctp:127.0.0.1:7010",
+          truthAddress: "sctp:127.0.0.1:0",
+          client: clientAs("selinux", SELINUX_CLIENT),
+          tcp: true,
+          peerLabelIsProcess: true,
+        },
       ],
     },
     apparmor: {

@@ -3,7 +3,8 @@
  * no NUL handling: the kernel's exact bytes and length) and prints JSON.
  *
  * An <address> is `unix:<path>` (SOCK_STREAM), `seqpacket:<path>`,
- * `tcp:<ipv4>:<port>` or `tcp:[<ipv6>]:<port>` (port 0: any free port).
+ * `tcp:<ipv4>:<port>` or `tcp:[<ipv6>]:<port>` (port 0: any free port), or
+ * the same with `sctp:` (a one-to-one SCTP socket: SOCK_STREAM, IPPROTO_SCTP).
  *
  *   lsmtool socketpair [stream|seqpacket|dgram]
  *                                       SO_PEERSEC of a socketpair's end
@@ -63,7 +64,7 @@ static void print_peersec(FILE *out, int fd, const char *prefix,
 
 /* A parsed <address>. */
 struct address {
-  int family, type;
+  int family, type, protocol;
   struct sockaddr_storage storage;
   socklen_t len;
 };
@@ -82,9 +83,10 @@ static int parse_address(const char *text, struct address *out) {
     out->len = sizeof *un;
     return 0;
   }
-  if (strncmp(text, "tcp:", 4)) return -1;
+  if (strncmp(text, "tcp:", 4) && strncmp(text, "sctp:", 5)) return -1;
+  out->protocol = text[0] == 's' ? IPPROTO_SCTP : 0;
   char host[128];
-  const char *rest = text + 4, *colon;
+  const char *rest = strchr(text, ':') + 1, *colon;
   if (rest[0] == '[') {
     const char *close = strchr(rest, ']');
     if (!close || close[1] != ':' || close - rest - 1 >= (long)sizeof host)
@@ -120,6 +122,7 @@ static int parse_address(const char *text, struct address *out) {
 
 /* The address a listener is bound to, as an <address> (its real port). */
 static void format_bound(int fd, const char *requested, char *out, size_t size) {
+  const char *scheme = strncmp(requested, "sctp:", 5) ? "tcp" : "sctp";
   struct sockaddr_storage storage;
   socklen_t len = sizeof storage;
   char host[INET6_ADDRSTRLEN];
@@ -127,11 +130,11 @@ static void format_bound(int fd, const char *requested, char *out, size_t size) 
   if (storage.ss_family == AF_INET) {
     struct sockaddr_in *in4 = (struct sockaddr_in *)&storage;
     inet_ntop(AF_INET, &in4->sin_addr, host, sizeof host);
-    snprintf(out, size, "tcp:%s:%d", host, ntohs(in4->sin_port));
+    snprintf(out, size, "%s:%s:%d", scheme, host, ntohs(in4->sin_port));
   } else if (storage.ss_family == AF_INET6) {
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&storage;
     inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-    snprintf(out, size, "tcp:[%s]:%d", host, ntohs(in6->sin6_port));
+    snprintf(out, size, "%s:[%s]:%d", scheme, host, ntohs(in6->sin6_port));
   } else {
     snprintf(out, size, "%s", requested);
   }
@@ -140,7 +143,7 @@ static void format_bound(int fd, const char *requested, char *out, size_t size) 
 static int open_listener(const char *text) {
   struct address address;
   if (parse_address(text, &address)) return errno = EINVAL, -1;
-  int fd = socket(address.family, address.type, 0);
+  int fd = socket(address.family, address.type, address.protocol);
   if (fd < 0) return -1;
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -156,7 +159,7 @@ static int open_client(const char *text) {
   struct address address;
   if (parse_address(text, &address)) return errno = EINVAL, -1;
   for (int tries = 0;; tries++) {
-    int fd = socket(address.family, address.type, 0);
+    int fd = socket(address.family, address.type, address.protocol);
     if (fd < 0) return -1;
     if (address.family != AF_UNIX) {
       /* From the server's own address, so both directions of the

@@ -157,6 +157,41 @@ function inheritedScenario(scenario, inherited) {
   return result;
 }
 
+/** node:net serves a listener lsmtool made (listen({ fd })), e.g. SCTP. */
+function inheritedListenerScenario(scenario, inherited) {
+  const entry = inherited.get(scenario.name);
+  if (!entry) {
+    throw new Error(`lsmtool inherit made no fd for ${scenario.name}`);
+  }
+  return new Promise((resolve, reject) => {
+    let client;
+    const server = net.createServer((socket) => {
+      try {
+        const result = peersec.withSocketFd(socket, (fd) => readAll(fd));
+        resolve({
+          ...result,
+          clientPid: client.pid,
+          procLabel: procLabel(client.pid),
+        });
+      } catch (error) {
+        reject(error);
+      } finally {
+        socket.destroy();
+        server.close();
+      }
+    });
+    server.on("error", reject);
+    server.listen({ fd: entry.fd }, () => {
+      client = spawn(scenario.client[0], [
+        ...scenario.client.slice(1),
+        scenario.address,
+      ], { stdio: ["ignore", "ignore", "inherit"] });
+    });
+    setTimeout(() => reject(new Error("no connection within 20 s")), 20_000)
+      .unref?.();
+  });
+}
+
 const tcpAddress = (host, port) =>
   host.includes(":") ? `tcp:[${host}]:${port}` : `tcp:${host}:${port}`;
 
@@ -251,6 +286,8 @@ for (const scenario of scenarios) {
       ? await listeningScenario(scenario)
       : scenario.kind === "inherit"
       ? inheritedScenario(scenario, inherited)
+      : scenario.kind === "inherited-listener"
+      ? await inheritedListenerScenario(scenario, inherited)
       : scenario.kind === "tcp-accept"
       ? await tcpAcceptScenario(scenario)
       : scenario.kind === "tcp-client-side"

@@ -2,7 +2,9 @@
 name into a folder: just enough for the kernel to accept contexts with
 distinct types, a 298-character type and up to 1024 categories, and the
 initial SIDs up to netmsg (in the kernel's order): netmsg's context is what a
-NetLabel CIPSO pass DOI peer gets as user:role:type, with its own level. The guest
+NetLabel CIPSO pass DOI peer gets as user:role:type, with its own level.
+extended_socket_class gives SCTP sockets their own class (sctp_socket), the
+only one besides unix_stream and tcp that SO_PEERSEC answers for. The guest
 loads it permissive (the default without enforcing=1), so nothing is denied.
 
     python3 make-policy.py <out-dir>   then: checkpolicy -M -U allow -c 33 ...
@@ -43,6 +45,8 @@ dominance {{ s0 }}
 level s0:c0.c1023;
 
 mlsconstrain process transition ( h1 dom h2 );
+
+policycap extended_socket_class;
 
 type kernel_t;
 type unlabeled_t;
