@@ -105,7 +105,8 @@ const AH_KEY = "0x" + "0123456789abcdef".repeat(2) + "01234567";
  * recipes): 127.0.0.1 NetLabel CIPSO local DOI (the full context travels),
  * 127.0.0.2 CIPSO pass DOI with tag 5 (only the MLS level travels),
  * 127.0.0.3 and ::1 labeled IPsec (AH SAs carrying contexts), fd00::5
- * NetLabel CALIPSO pass DOI (the level only), 127.0.0.4 nothing at all. SCTP
+ * NetLabel CALIPSO pass DOI (the level only), 127.0.0.4 and fd00::4
+ * nothing at all. SCTP
  * runs over 127.0.0.1 (CIPSO) and 127.0.0.4 too.
  */
 function selinuxNetworkSetup() {
@@ -129,8 +130,9 @@ function selinuxNetworkSetup() {
   }
   return [
     "for module in xfrm_algo xfrm_user ah4 ah6 libcrc32c udp_tunnel ip6_udp_tunnel sctp; do insmod /lib/modules/$module.ko || echo insmod $module failed >&2; done",
-    // A second IPv6 loopback address for CALIPSO (::1 carries IPsec).
+    // More IPv6 loopback addresses (::1 carries IPsec): CALIPSO, nothing.
     `${ip} -6 addr add fd00::5/128 dev lo`,
+    `${ip} -6 addr add fd00::4/128 dev lo`,
     `${netlabel} calipso add pass doi:5`,
     `${netlabel} cipsov4 add local doi:1`,
     `${netlabel} cipsov4 add pass doi:16 tags:5`,
@@ -247,6 +249,11 @@ export function lsms(selinuxLongType) {
           clientAs("selinux", SELINUX_CLIENT),
         ),
         tcpClientSide("tcp4-unlabeled-client-side", "127.0.0.4", 7004),
+        tcpAccept(
+          "tcp6-unlabeled-accept",
+          "fd00::4",
+          clientAs("selinux", SELINUX_CLIENT),
+        ),
         tcpAccept(
           "tcp6-calipso-pass-accept",
           "fd00::5",

@@ -20,13 +20,7 @@
 import http from "node:http";
 import net from "node:net";
 import { lstatSync, unlinkSync } from "node:fs";
-import {
-  getPeerCredentials,
-  getPeerGroups,
-  PeerSecError,
-  tryGetPeerSecurityContext,
-  withSocketFd,
-} from "../mod.ts";
+import { getPeerInfo, PeerSecError, withSocketFd } from "../mod.ts";
 import { detectRuntime } from "../ffi/runtime.ts";
 import {
   checkSocketMode,
@@ -158,25 +152,20 @@ function checkOptions(options: ServeOptions, handler: ServeHandler): void {
 }
 
 /**
- * The peer of an accepted socket, read now. TCP has no credentials (ENODATA):
- * they are null; any other failure throws and the connection is refused.
+ * The peer of an accepted socket, read now (getPeerInfo: a TCP peer has no
+ * credentials, so they are null); any other failure throws and the
+ * connection is refused.
  */
 function readPeer(socket: net.Socket): Peer {
   return withSocketFd(socket, (fd) => {
-    let pid: number | null = null;
-    let uid: number | null = null;
-    let gid: number | null = null;
-    let groups: readonly number[] | null = null;
-    try {
-      ({ pid, uid, gid } = getPeerCredentials(fd));
-      groups = Object.freeze(getPeerGroups(fd));
-    } catch (error) {
-      if (!(error instanceof PeerSecError) || error.code !== "ENODATA") {
-        throw error;
-      }
-    }
-    const securityContext = tryGetPeerSecurityContext(fd);
-    return Object.freeze({ pid, uid, gid, groups, securityContext });
+    const { credentials, groups, securityContext } = getPeerInfo(fd);
+    return Object.freeze({
+      pid: credentials?.pid ?? null,
+      uid: credentials?.uid ?? null,
+      gid: credentials?.gid ?? null,
+      groups: groups === null ? null : Object.freeze(groups),
+      securityContext,
+    });
   });
 }
 
