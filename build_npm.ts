@@ -9,7 +9,12 @@
  *     deno run -A build_npm.ts [version] [--skip-tests]
  *
  * The version defaults to deno.json's. --skip-tests builds without running the
- * suite (for the benchmark); the package is then unproven.
+ * suite (for the benchmark, or without tools/node26); the package is then
+ * unproven. The suites need the machine's Node (20–25, with koffi installed
+ * at the root) and Node 26 from tools/node26 (`npm ci --prefix tools/node26`).
+ * Deno comes from npm: after `npm install`, run it as `npx deno …` or
+ * `node_modules/.bin/deno …`. Whatever happens, the emitted tests are removed
+ * from npm/ before the build ends.
  *
  * Exits non-zero on a type error or a failing test.
  *
@@ -59,6 +64,15 @@ const DENO_GLOBALS = `declare namespace Deno {
   }
 }
 `;
+
+/**
+ * Ends the build. The emitted tests never stay in npm/, whatever the outcome:
+ * a later `npm pack` would ship them.
+ */
+function exit(code: number): never {
+  rmSync(join(esm, "tests"), { recursive: true, force: true });
+  Deno.exit(code);
+}
 
 function step(title: string): void {
   console.log(`\n== build_npm: ${title}`);
@@ -120,14 +134,14 @@ if (diagnostics.length > 0) {
   console.error(
     `build_npm: ${diagnostics.length} type error(s) against Node and Bun types`,
   );
-  Deno.exit(1);
+  exit(1);
 }
 const emitted = program.emit();
 if (emitted.emitSkipped || emitted.diagnostics.length > 0) {
   console.error(
     ts.formatDiagnosticsWithColorAndContext(emitted.diagnostics, host),
   );
-  Deno.exit(1);
+  exit(1);
 }
 
 /** The lines of emitted code that are not comments (JSDoc examples mention `.ts`). */
@@ -149,7 +163,7 @@ for (const file of walk(esm).filter((path) => path.endsWith(".d.ts"))) {
         relative(root, file)
       } exposes Bun or Deno types to consumers`,
     );
-    Deno.exit(1);
+    exit(1);
   }
   writeFileSync(file, fixed);
 }
@@ -159,10 +173,21 @@ for (const file of walk(esm)) {
     console.error(
       `build_npm: a .ts specifier survived in ${relative(root, file)}`,
     );
-    Deno.exit(1);
+    exit(1);
   }
 }
 rmSync(shim);
+// `peersec --version` says the version this build was given.
+for (const file of ["version.js", "version.d.ts"]) {
+  const path = join(esm, "src", file);
+  const text = readFileSync(path, "utf8");
+  const quoted = JSON.stringify(denoJson.version);
+  if (!text.includes(quoted)) {
+    console.error(`build_npm: ${relative(root, path)} lacks ${quoted}`);
+    exit(1);
+  }
+  writeFileSync(path, text.replace(quoted, JSON.stringify(version)));
+}
 console.log(`emitted ${walk(esm).length} files into ${relative(root, esm)}/`);
 
 // ---- package.json, README, LICENSE -------------------------------------------
@@ -228,9 +253,8 @@ copyFileSync(join(root, "LICENSE"), join(out, "LICENSE"));
 // ---- the suite, on the emitted JavaScript --------------------------------------
 
 if (skipTests) {
-  rmSync(join(esm, "tests"), { recursive: true, force: true });
   console.log(`\nbuild_npm: npm/ holds peersec@${version} (tests skipped)`);
-  Deno.exit(0);
+  exit(0);
 }
 
 /** Node 26, from tools/node26 (`npm ci --prefix tools/node26`). */
@@ -243,8 +267,14 @@ function nodeMajor(node: string): number {
   const run = spawnSync(node, ["--version"], { encoding: "utf8" });
   const major = Number(/^v(\d+)\./.exec(run.stdout ?? "")?.[1]);
   if (!Number.isInteger(major)) {
-    console.error(`build_npm: cannot run ${node} (${run.error ?? run.stderr})`);
-    Deno.exit(1);
+    console.error(
+      `build_npm: cannot run ${node} (${run.error ?? run.stderr})` +
+        (node === NODE_26
+          ? "; install it with `npm ci --prefix tools/node26`, or build " +
+            "without the suites: --skip-tests"
+          : ""),
+    );
+    exit(1);
   }
   return major;
 }
@@ -256,7 +286,7 @@ function findSystemNode(): string {
     if (!directory.startsWith(root) && existsSync(candidate)) return candidate;
   }
   console.error("build_npm: no node on PATH");
-  Deno.exit(1);
+  exit(1);
 }
 
 const systemNode = findSystemNode();
@@ -265,9 +295,9 @@ if (nodeMajor(systemNode) >= 26) {
     `build_npm: ${systemNode} is Node ${nodeMajor(systemNode)}; the koffi ` +
       "suite needs a Node before 26 (node:ffi would be used instead)",
   );
-  Deno.exit(1);
+  exit(1);
 }
-if (nodeMajor(NODE_26) !== 26) Deno.exit(1);
+if (nodeMajor(NODE_26) !== 26) exit(1);
 
 mkdirSync(results, { recursive: true });
 const testFiles = readdirSync(join(esm, "tests"))
@@ -326,8 +356,8 @@ for (const { name, command, env } of suites) {
     failed = true;
   }
 }
-// Like dnt, the emitted tests are not part of the package.
-rmSync(join(esm, "tests"), { recursive: true, force: true });
 if (!existsSync(join(esm, "mod.js"))) failed = true;
-if (failed) Deno.exit(1);
+if (failed) exit(1);
 console.log(`\nbuild_npm: npm/ holds peersec@${version}`);
+// Like dnt, the emitted tests are not part of the package.
+exit(0);

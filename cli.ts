@@ -18,7 +18,8 @@
  *
  * @module
  */
-import { realpathSync, statSync } from "node:fs";
+import { existsSync, realpathSync, statSync } from "node:fs";
+import { dirname } from "node:path";
 import net from "node:net";
 import { fileURLToPath } from "node:url";
 import { defaultReader } from "./ffi/default_reader.ts";
@@ -33,6 +34,7 @@ import {
 import { selfCheck, type SelfCheckReport } from "./src/self_check.ts";
 import { borrowSocketFd, withFoundSocketFd } from "./src/socket_fd.ts";
 import { listenOnPath, removeSocketFile } from "./src/unix_listen.ts";
+import { VERSION } from "./src/version.ts";
 
 const USAGE = `usage: peersec [self] [--json]
        peersec probe <unix-socket-path | host:port | [ipv6]:port> [--json]
@@ -51,6 +53,7 @@ const USAGE = `usage: peersec [self] [--json]
             connect (default: from the umask, e.g. 0755: only this user)
   --json    one JSON object (for serve: one per line) instead of text
   --help    show this help
+  --version show peersec's version
 
 exit codes: 0 done, 1 failed (or peersec cannot run here), 2 bad usage`;
 
@@ -69,18 +72,27 @@ function jsonError(code: string, message: string): string {
   return JSON.stringify({ error: code, message });
 }
 
+/** What a self-check's unreadable file means, in words that are true. */
+function unreadable(path: string, code: string | null): string {
+  return code === "ERR_DENO_PERMISSION"
+    ? `unknown (Deno reads ${path} only with --allow-all)`
+    : `unknown (${path}: ${code})`;
+}
+
 function formatReport(report: SelfCheckReport): string {
+  const modules = report.securityModules !== null
+    ? report.securityModules.join(", ") || "none"
+    : report.securityModulesError === "ENOENT"
+    ? "unknown (securityfs is not mounted at /sys/kernel/security)"
+    : unreadable("/sys/kernel/security/lsm", report.securityModulesError);
+  const label = report.processLabel ??
+    (report.processLabelError === "EINVAL"
+      ? "none (EINVAL: no security module gives processes a label here)"
+      : unreadable("/proc/self/attr/current", report.processLabelError));
   return [
     `peersec self-check (${report.runtime}, ${report.libraryPath} via ${report.ffi})`,
-    `  security modules:      ${
-      report.securityModules === null
-        ? "unknown (/sys/kernel/security/lsm not readable)"
-        : report.securityModules.join(", ") || "none"
-    }`,
-    `  this process's label:  ${
-      report.processLabel ??
-        `none (/proc/self/attr/current: ${report.processLabelError})`
-    }`,
+    `  security modules:      ${modules}`,
+    `  this process's label:  ${label}`,
     `  SO_PEERSEC on a socketpair: ${
       report.socketLabel ?? report.socketError?.code
     }`,
@@ -99,6 +111,16 @@ function pathFailure(path: string, error: unknown): CliFailure {
     return new CliFailure(
       `Deno needs --allow-net --allow-read --allow-write for ${path}: ${message}`,
       "ERR_PERMISSION",
+    );
+  }
+  // Deno reports a missing directory as EACCES: look before saying which.
+  if (
+    (code === "ENOENT" || code === "EACCES" || code === "EPERM") &&
+    path.includes("/") && !existsSync(dirname(path))
+  ) {
+    return new CliFailure(
+      `${path}: the directory ${dirname(path)} does not exist`,
+      "ENOENT",
     );
   }
   const words: Record<string, string> = {
@@ -267,6 +289,12 @@ export async function main(args: string[]): Promise<number> {
   }
   if (rest.includes("--help") || rest.includes("-h")) {
     console.log(USAGE);
+    return 0;
+  }
+  if (rest.includes("--version") || rest.includes("-V")) {
+    console.log(
+      json ? JSON.stringify({ version: VERSION }) : `peersec ${VERSION}`,
+    );
     return 0;
   }
   const [command = "self", ...operands] = rest;

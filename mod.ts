@@ -244,6 +244,28 @@ export function closeFd(fd: number): void {
 }
 
 /**
+ * Makes peersec ready now — detects the runtime, opens libc through its FFI —
+ * so that a server fails at start, with the error its first call would have
+ * thrown, instead of on its first client. Every other function does this on
+ * first use; calling it is optional.
+ *
+ * @throws {PeerSecError} `ERR_KOFFI_MISSING` (Node before 26 without koffi),
+ *   `ERR_FFI_PERMISSION` (Deno without `--allow-ffi`), `ERR_NODE_FFI_MISSING`,
+ *   `ERR_LIBC_LOAD`, `ERR_UNSUPPORTED_PLATFORM` (not Linux),
+ *   `ERR_UNSUPPORTED_RUNTIME`; each message says what to do.
+ *
+ * @example
+ * ```ts
+ * import { assertAvailable } from "@peersec/peersec";
+ *
+ * assertAvailable(); // at start: throws here, not on the first connection
+ * ```
+ */
+export function assertAvailable(): void {
+  void reader.backend;
+}
+
+/**
  * Who the peer is, in one call: its credentials, groups and security label.
  * A missing label is `securityContext: null`, not an exception.
  *

@@ -295,9 +295,15 @@ const isModuleNotFound = (error: unknown) =>
   (error as { code?: string }).code === "MODULE_NOT_FOUND";
 
 function koffiMissing(cause: unknown, nodeVersion: string): PeerSecError {
+  // Name the runtime that ran: a Bun user reaches Node through `bunx`, whose
+  // default is the bin's #!/usr/bin/env node.
+  const execPath = (globalThis as { process?: { execPath?: string } }).process
+    ?.execPath;
   return new PeerSecError(
-    `peersec on Node ${nodeVersion} needs koffi for FFI: run \`npm install koffi\` ` +
-      "(Node 26+ also has node:ffi built in, which needs nothing)",
+    `this is Node ${nodeVersion}${execPath ? ` (${execPath})` : ""}, which ` +
+      "needs koffi for FFI: run `npm install koffi` " +
+      "(Node 26+ also has node:ffi built in, which needs nothing; Bun and " +
+      "Deno need neither — with bunx, run `bunx --bun peersec`)",
     { code: "ERR_KOFFI_MISSING", cause },
   );
 }

@@ -85,9 +85,19 @@ export type PlatformProvider = () => {
  */
 export function checkFd(fd: unknown): asserts fd is number {
   if (typeof fd !== "number") {
+    // A socket object where an fd belongs is the usual first mistake.
+    const looksLikeSocket = typeof fd === "object" && fd !== null &&
+      ("_handle" in fd || "remoteAddress" in fd || "fd" in fd ||
+        "socket" in fd);
     throw new TypeError(
       `fd must be a number (a socket file descriptor), got ${
         fd === null ? "null" : typeof fd
+      }${
+        looksLikeSocket
+          ? ": for a socket object, pass socketFd(socket) — or use " +
+            "withSocketFd(socket, (fd) => …), which works in every runtime " +
+            "(for an HTTP request, its req.socket)"
+          : ""
       }`,
     );
   }

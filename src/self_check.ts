@@ -18,9 +18,18 @@ export interface SelfCheckReport {
   ffi: string | null;
   /** Active security modules from /sys/kernel/security/lsm, or null when unreadable. */
   securityModules: string[] | null;
+  /**
+   * Why /sys/kernel/security/lsm could not be read: `ENOENT` (securityfs is
+   * not mounted there), `ERR_DENO_PERMISSION`, or another error code.
+   */
+  securityModulesError: string | null;
   /** This process's label from /proc/self/attr/current, or null with `processLabelError`. */
   processLabel: string | null;
-  /** Why /proc/self/attr/current could not be read. */
+  /**
+   * Why /proc/self/attr/current could not be read: `EINVAL` (no security
+   * module gives processes a label), `ERR_DENO_PERMISSION` (Deno reads it only
+   * with --allow-all), or another error code.
+   */
   processLabelError: string | null;
   /** What SO_PEERSEC returned for the socketpair: the label, or null. */
   socketLabel: string | null;
@@ -40,9 +49,9 @@ function readText(path: string): { text: string | null; error: string | null } {
     };
   } catch (error) {
     const { code, name } = error as { code?: string; name?: string };
-    if (name === "NotCapable") {
+    if (name === "NotCapable" || name === "PermissionDenied") {
       // Deno guards /proc/<pid>/attr/* behind --allow-all, not --allow-read.
-      return { text: null, error: "not readable without Deno's --allow-all" };
+      return { text: null, error: "ERR_DENO_PERMISSION" };
     }
     return { text: null, error: code ?? String(error) };
   }
@@ -76,6 +85,7 @@ export function selfCheck(
     securityModules: lsm.text === null
       ? null
       : lsm.text.split(",").filter((name) => name !== ""),
+    securityModulesError: lsm.error,
     processLabel: processLabel.text,
     processLabelError: processLabel.error,
     socketLabel: null,

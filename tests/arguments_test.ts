@@ -31,6 +31,35 @@ const methods = [
   "tryGetPeerSecurityContext",
 ] as const;
 
+test("a socket object where an fd belongs: the TypeError says to use socketFd or withSocketFd", () => {
+  const socketLike = { _handle: { fd: 7 }, remoteAddress: "127.0.0.1" };
+  const requestLike = { headers: {}, socket: socketLike };
+  for (const value of [socketLike, requestLike]) {
+    assert.throws(
+      () => peersec.getPeerIdentity(value as unknown as number),
+      (error: unknown) => {
+        assert.ok(error instanceof TypeError);
+        assert.match(
+          error.message,
+          /got object: for a socket object, pass socketFd\(socket\)/,
+        );
+        assert.match(error.message, /withSocketFd/);
+        return true;
+      },
+    );
+  }
+  // Other values keep the plain message.
+  assert.throws(
+    () => peersec.getPeerIdentity("3" as unknown as number),
+    /^TypeError: fd must be a number \(a socket file descriptor\), got string$/,
+  );
+});
+
+test("assertAvailable opens libc now (here: it can), and is idempotent", () => {
+  peersec.assertAvailable();
+  peersec.assertAvailable();
+});
+
 test("a non-number fd is a TypeError, before libc is opened", () => {
   const { reader, libc, opened } = fakeReader([{ value: withNul("x") }]);
   for (const method of methods) {

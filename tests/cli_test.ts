@@ -18,7 +18,7 @@ import {
 } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import {
   binary,
   fixture,
@@ -83,6 +83,37 @@ for (const runtime of ["deno", "bun"] as const) {
     }
   });
 
+  test(`${runtime}: the self-check says why it could not read a file, truthfully`, () => {
+    const { stdout } = cli(runtime, [], flags);
+    const lsmFile = existsSync("/sys/kernel/security/lsm");
+    if (runtime === "deno") {
+      // --allow-read does not reach /proc/self/attr or /sys in Deno.
+      assert.match(
+        stdout,
+        /this process's label: {2}unknown \(Deno reads \/proc\/self\/attr\/current only with --allow-all\)/,
+      );
+      const all = cli(runtime, [], ["--allow-all"]).stdout;
+      if (!lsmFile) {
+        assert.match(
+          all,
+          /security modules: {6}unknown \(securityfs is not mounted at \/sys\/kernel\/security\)/,
+        );
+      }
+      if (expectedLabel === null) {
+        assert.match(
+          all,
+          /this process's label: {2}none \(EINVAL: no security module/,
+        );
+      }
+    } else {
+      if (!lsmFile) assert.match(stdout, /securityfs is not mounted/);
+      if (expectedLabel === null) {
+        assert.match(stdout, /this process's label: {2}none \(EINVAL/);
+      }
+    }
+    assert.doesNotMatch(stdout, /not readable/);
+  });
+
   test(`${runtime}: peersec self --json agrees with /proc/self/attr/current`, () => {
     const { code, stdout } = cli(runtime, ["self", "--json"], flags);
     assert.equal(code, 0);
@@ -95,6 +126,31 @@ for (const runtime of ["deno", "bun"] as const) {
     } else {
       assert.equal(report.socketLabel, expectedLabel);
     }
+  });
+
+  test(`${runtime}: peersec --version prints deno.json's version`, () => {
+    const { version } = JSON.parse(
+      readFileSync(`${root}deno.json`, "utf8"),
+    );
+    const { code, stdout } = cli(runtime, ["--version"], flags);
+    assert.equal(code, 0);
+    assert.equal(stdout, `peersec ${version}\n`);
+    const json = cli(runtime, ["--version", "--json"], flags);
+    assert.deepEqual(JSON.parse(json.stdout), { version });
+  });
+
+  test(`${runtime}: serve into a directory that does not exist says so`, () => {
+    const missing = join(tmpdir(), `peersec-nodir-${process.pid}`, "x.sock");
+    const result = cli(runtime, ["serve", missing], [
+      ...flags,
+      "--allow-net",
+      "--allow-write",
+    ]);
+    assert.equal(result.code, 1, result.stderr);
+    assert.equal(
+      result.stderr,
+      `peersec: ${missing}: the directory ${dirname(missing)} does not exist\n`,
+    );
   });
 
   test(`${runtime}: bad usage exits 2 with the usage text`, () => {

@@ -127,6 +127,24 @@ test("Deno without --allow-ffi gets ERR_FFI_PERMISSION, not a crash", () => {
   assert.match(output.message, /--allow-ffi/);
 });
 
+test("assertAvailable fails at once where a first call would: Deno without --allow-ffi", () => {
+  const without = JSON.parse(
+    run(binary("deno"), ["run", fixture("assert_available.ts")]),
+  );
+  assert.equal(without.code, "ERR_FFI_PERMISSION");
+  assert.match(without.message, /--allow-ffi/);
+  assert.deepEqual(
+    JSON.parse(
+      run(binary("deno"), [
+        "run",
+        "--allow-ffi",
+        fixture("assert_available.ts"),
+      ]),
+    ),
+    { available: true },
+  );
+});
+
 test("Deno with --allow-ffi restricted to libc's path works (errno read without UnsafePointerView)", () => {
   const maps = readFileSync("/proc/self/maps", "utf8");
   const path = maps.match(/\s(\/\S*\/libc\.so\.6)$/m)![1];
