@@ -314,7 +314,7 @@ for (const runtime of ["deno", "bun"] as const) {
         );
         assert.match(
           text.stdout,
-          /^label  none \(ENOPROTOOPT: no labeled networking/m,
+          /^label {2}none \(ENOPROTOOPT: no labeled networking/m,
         );
       } finally {
         await new Promise((resolve) => server.close(resolve));
