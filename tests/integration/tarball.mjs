@@ -260,7 +260,7 @@ test("the package's `peersec` command runs from node_modules/.bin", () => {
     encoding: "utf8",
   });
   assert.equal(help.status, 0);
-  assert.match(help.stdout, /peersec probe <unix-socket-path>/);
+  assert.match(help.stdout, /peersec probe <unix-socket-path \| host:port/);
   const missing = spawnSync(bin, ["probe", join(work, "missing.sock")], {
     timeout: 120_000,
     encoding: "utf8",
