@@ -72,6 +72,9 @@ export {
  * @throws {TypeError} for malformed options, rules or handler.
  * @throws {RangeError} for an out-of-range fd, port, mode or id, or a user or
  *   group name that /etc/passwd or /etc/group does not know.
+ * @throws {PeerSecError} when peers cannot be read here at all, as
+ *   `assertAvailable()` says: `ERR_KOFFI_MISSING` (Node before 26 without
+ *   koffi), `ERR_FFI_PERMISSION` (Deno without `--allow-ffi`), and the like.
  *
  * @example
  * ```ts

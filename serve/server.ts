@@ -20,7 +20,12 @@
 import http from "node:http";
 import net from "node:net";
 import { lstatSync, unlinkSync } from "node:fs";
-import { getPeerInfo, PeerSecError, withSocketFd } from "../mod.ts";
+import {
+  assertAvailable,
+  getPeerInfo,
+  PeerSecError,
+  withSocketFd,
+} from "../mod.ts";
 import { detectRuntime } from "../ffi/runtime.ts";
 import {
   checkSocketMode,
@@ -224,6 +229,9 @@ export function startServer(
   handler: ServeHandler,
 ): PeerServer {
   checkOptions(options, handler);
+  // A server that cannot read peers fails now, with the error that says what
+  // to do (npm install koffi, --allow-ffi), not with every connection later.
+  assertAvailable();
   const allowed = compilePolicy(options.allow);
   const onError = options.onError ?? defaultOnError;
   const connections = new Map<net.Socket, Connection>();
