@@ -18,13 +18,7 @@ const httpServer = http.createServer((request, response) => {
   const identity = getPeerIdentity(socketFd(request.socket));
   response.setHeader("content-type", "application/json");
   response.end(
-    JSON.stringify({
-      pid: identity.pid,
-      uid: identity.uid,
-      gid: identity.gid,
-      groups: identity.groups,
-      label: identity.securityContext ?? "none",
-    }) + "\n",
+    JSON.stringify(identity) + "\n",
   );
 });
 

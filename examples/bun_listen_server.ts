@@ -14,13 +14,7 @@ const listener = Bun.listen({
     data(socket) {
       // The identity is the connection's, whatever the request says.
       const identity = getPeerIdentity(socketFd(socket));
-      const body = JSON.stringify({
-        pid: identity.pid,
-        uid: identity.uid,
-        gid: identity.gid,
-        groups: identity.groups,
-        label: identity.securityContext ?? "none",
-      }) + "\n";
+      const body = JSON.stringify(identity) + "\n";
       socket.end(
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n" +
           `content-length: ${Buffer.byteLength(body)}\r\n` +

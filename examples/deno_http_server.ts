@@ -4,32 +4,31 @@
 //   deno run --allow-ffi --allow-net --allow-read --allow-write examples/deno_http_server.ts /tmp/peersec-demo.sock
 //   curl --unix-socket /tmp/peersec-demo.sock http://localhost/
 //
-// Deno.serve exposes no socket fds, so connections are accepted with node:net
-// and handed to node:http; req.socket then carries the fd.
+// Deno.serve exposes no socket fds, so this is node:http, listening itself:
+// its UNIX connections carry their fd (withSocketFd also covers TCP, where
+// Deno gives only a duplicate). Connections handed to Deno's node:http from
+// a node:net server lose keep-alive, so don't put one in front.
 import http from "node:http";
-import net from "node:net";
 import { rmSync } from "node:fs";
-import { getPeerIdentity, withSocketFd } from "peersec";
+import { assertAvailable, getPeerIdentity, withSocketFd } from "peersec";
 
 const path = Deno.args[0] ?? "/tmp/peersec-demo.sock";
 
-const httpServer = http.createServer((request, response) => {
-  const identity = withSocketFd(request.socket, getPeerIdentity);
-  response.setHeader("content-type", "application/json");
-  response.end(
-    JSON.stringify({
-      pid: identity.pid,
-      uid: identity.uid,
-      gid: identity.gid,
-      groups: identity.groups,
-      label: identity.securityContext ?? "none",
-    }) + "\n",
-  );
-});
+// Without --allow-ffi: ERR_FFI_PERMISSION here, at start. Later, Deno's
+// node:http would turn the handler's error into a bare 400 and print nothing.
+assertAvailable();
 
-const server = net.createServer((socket) =>
-  httpServer.emit("connection", socket)
-);
+const server = http.createServer((request, response) => {
+  try {
+    const identity = withSocketFd(request.socket, getPeerIdentity);
+    response.setHeader("content-type", "application/json");
+    response.end(JSON.stringify(identity) + "\n");
+  } catch (error) {
+    console.error(error);
+    response.statusCode = 500;
+    response.end(`${error}\n`);
+  }
+});
 server.listen(path, () => console.log(`listening on ${path}`));
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {

@@ -1,13 +1,15 @@
-// Serving on sockets a service manager passed in (systemd-style socket
-// activation), in Node, Bun or Deno: each client gets its identity as JSON.
+// HTTP on sockets a service manager passed in (systemd-style socket
+// activation), in Node, Bun or Deno: each request is answered with the
+// identity of the process that made its connection.
 //
 //   a unit pair like:
 //     peersec-demo.socket:  [Socket] ListenStream=/run/peersec-demo.sock
 //     peersec-demo.service: [Service] ExecStart=/usr/bin/node /opt/demo/socket_activation.mjs
 //   or by hand:  systemd-socket-activate -l /tmp/peersec-demo.sock node examples/socket_activation.mjs
-//   Deno: deno run --allow-ffi --allow-read --allow-env=LISTEN_PID,LISTEN_PIDFDID,LISTEN_FDS,LISTEN_FDNAMES examples/socket_activation.mjs
-import net from "node:net";
-import { getPeerIdentity, listenFds, withSocketFd } from "peersec";
+//   Deno: deno run --allow-ffi --allow-read --allow-write --allow-net --allow-env=LISTEN_PID,LISTEN_PIDFDID,LISTEN_FDS,LISTEN_FDNAMES examples/socket_activation.mjs
+//   curl --unix-socket /tmp/peersec-demo.sock http://localhost/
+import { listenFds } from "peersec";
+import { serve } from "peersec/serve";
 
 const passed = listenFds({ unsetEnvironment: true });
 if (passed.length === 0) {
@@ -16,14 +18,12 @@ if (passed.length === 0) {
   );
   process.exit(1);
 }
-for (const { fd, name } of passed) {
-  net.createServer((socket) => {
-    const identity = withSocketFd(socket, getPeerIdentity);
-    socket.end(
-      JSON.stringify({
-        ...identity,
-        label: identity.securityContext ?? "none",
-      }) + "\n",
-    );
-  }).listen({ fd }, () => console.log(`listening on fd ${fd} (${name})`));
+const servers = passed.map(({ fd, name }) =>
+  serve({
+    fd,
+    onListen: () => console.log(`listening on fd ${fd} (${name})`),
+  }, (_request, { peer }) => Response.json(peer))
+);
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.once(signal, () => servers.forEach((server) => server.shutdown()));
 }
