@@ -207,6 +207,19 @@ test("Node 20 without koffi: ERR_KOFFI_MISSING says what to install", () => {
   assert.match(report.message, /Node 26\+ also has node:ffi built in/);
 });
 
+test("the `peersec` command on Node 20 without koffi says which Node ran and what to install, in one line", () => {
+  const result = spawnSync(
+    join(consumers.plain, "node_modules/.bin/peersec"),
+    ["self"],
+    { timeout: 120_000, cwd: consumers.plain, encoding: "utf8" },
+  );
+  assert.equal(result.status, 1);
+  assert.match(
+    result.stderr,
+    /^peersec: this is Node 20\.\d+\.\d+ \([^)]+\), which needs koffi for FFI: run `npm install koffi` [^\n]*`bunx --bun peersec`\) \[ERR_KOFFI_MISSING\]\n$/,
+  );
+});
+
 test("the consumer's TypeScript sees the package's types", () => {
   const check = join(consumers.withKoffi, "check.ts");
   writeFileSync(
