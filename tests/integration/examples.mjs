@@ -7,12 +7,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { ownGroups, ownLabel, root } from "./common.mjs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const deno = join(root, "node_modules/.bin/deno");
 const bun = join(root, "node_modules/.bin/bun");
 const tool = (version) =>
@@ -27,23 +26,6 @@ const activate = (path, ...command) => [
 ];
 const ACTIVATION_ENV =
   "--allow-env=LISTEN_PID,LISTEN_PIDFDID,LISTEN_FDS,LISTEN_FDNAMES";
-
-function ownLabel() {
-  try {
-    return readFileSync("/proc/self/attr/current", "utf8").replace(/\n$/, "")
-      .replace(/\0$/, "");
-  } catch {
-    return null;
-  }
-}
-
-/** This process's supplementary groups, which its clients inherit. */
-function ownGroups() {
-  const line = readFileSync("/proc/self/status", "utf8").match(
-    /^Groups:[ \t]*(.*)$/m,
-  )[1];
-  return line.split(/\s+/).filter((value) => value !== "").map(Number);
-}
 
 /** Starts `command` and resolves once it prints "listening". */
 function startServer(command) {

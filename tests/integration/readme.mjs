@@ -17,7 +17,8 @@
 // Run after build_npm.ts: node --test tests/integration/readme.mjs
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { assertTypeChecks, ownGroups, ownLabel, root } from "./common.mjs";
 import {
   mkdirSync,
   mkdtempSync,
@@ -28,10 +29,8 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const devDependencies = JSON.parse(
   readFileSync(join(root, "package.json"), "utf8"),
 ).devDependencies;
@@ -195,18 +194,6 @@ function startServer(command, options) {
   let done = false;
   exited.then(() => (done = true));
   return { child, exited, output: () => output, done: () => done };
-}
-
-const ownGroups = () =>
-  readFileSync("/proc/self/status", "utf8").match(/^Groups:[ \t]*(.*)$/m)[1]
-    .split(/\s+/).filter(Boolean).map(Number);
-function ownLabel() {
-  try {
-    return readFileSync("/proc/self/attr/current", "utf8").replace(/\n$/, "")
-      .replace(/\0$/, "");
-  } catch {
-    return null;
-  }
 }
 
 /**
@@ -375,20 +362,7 @@ test("README's fragments type-check against the package", () => {
     writeFileSync(file, `${prelude}${block.body}\nexport {};\n`);
     return file;
   });
-  const result = spawnSync(join(root, "node_modules/.bin/tsc"), [
-    "--noEmit",
-    "--strict",
-    "--module",
-    "nodenext",
-    "--moduleResolution",
-    "nodenext",
-    "--types",
-    "node",
-    "--typeRoots",
-    join(root, "node_modules/@types"),
-    ...files,
-  ], { cwd: consumers.withKoffi, encoding: "utf8", timeout: 120_000 });
-  assert.equal(result.status, 0, result.stdout + result.stderr);
+  assertTypeChecks(files, consumers.withKoffi);
 });
 
 for (

