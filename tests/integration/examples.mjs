@@ -60,11 +60,10 @@ function startServer(command) {
 }
 
 /** One request from a separate client process; its pid and the body. */
-function request(path, raw) {
+function request(path) {
   const client = spawn(process.execPath, [
     join(root, "tests/fixtures/http_client.mjs"),
     path,
-    ...(raw ? ["--raw"] : []),
   ]);
   let body = "";
   let errors = "";
@@ -149,7 +148,7 @@ const cases = [
   },
 ];
 
-for (const { name, command, raw, activation } of cases) {
+for (const { name, command, activation } of cases) {
   test(name, async () => {
     const directory = mkdtempSync(join(tmpdir(), "peersec-example-"));
     const path = join(directory, "demo.sock");
@@ -157,7 +156,7 @@ for (const { name, command, raw, activation } of cases) {
     try {
       await ready;
       for (let round = 0; round < 2; round++) {
-        const { pid, body } = await request(path, raw);
+        const { pid, body } = await request(path);
         const identity = JSON.parse(body);
         assert.equal(identity.pid, pid, "the identity is the client's");
         assert.equal(identity.uid, process.getuid());

@@ -160,55 +160,58 @@ after(() => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-/** Runs `command` with bash; resolves with its pid, status and output. */
-function shell(command, { cwd, path, timeout = 30_000 }) {
+/** Starts `command` with bash where `place` says (its folder and PATH). */
+function bash(command, place) {
   const child = spawn("bash", ["-c", command], {
-    cwd,
-    env: { ...process.env, PATH: path, NO_COLOR: "1" },
+    cwd: place.cwd,
+    env: { ...process.env, PATH: place.path, NO_COLOR: "1" },
   });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk) => (stdout += chunk));
-  child.stderr.on("data", (chunk) => (stderr += chunk));
-  const timer = setTimeout(() => child.kill("SIGKILL"), timeout);
-  return new Promise((resolve) =>
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      resolve({ pid: child.pid, code, signal, stdout, stderr });
-    })
-  );
-}
-
-/** Starts a server command; `output()` is what it printed so far. */
-function startServer(command, options) {
-  const child = spawn("bash", ["-c", command], {
-    cwd: options.cwd,
-    env: { ...process.env, PATH: options.path, NO_COLOR: "1" },
-  });
-  let output = "";
-  child.stdout.on("data", (chunk) => (output += chunk));
-  child.stderr.on("data", (chunk) => (output += chunk));
+  const output = { stdout: "", stderr: "", both: "" };
+  for (const stream of ["stdout", "stderr"]) {
+    child[stream].on("data", (chunk) => {
+      output[stream] += chunk;
+      output.both += chunk;
+    });
+  }
   const exited = new Promise((resolve) =>
     child.on("close", (code, signal) => resolve({ code, signal }))
   );
-  let done = false;
-  exited.then(() => (done = true));
-  return { child, exited, output: () => output, done: () => done };
+  return { child, output, exited };
 }
 
-/**
- * The answer has the shape the README shows, every plain value as shown, and
- * the identity of the client that asked: its pid (the client's process), the
- * uid, gid, groups and label it inherited from this test.
- */
-function assertAnswer(actual, shown, clientPid, where = "answer") {
-  const identity = {
-    pid: clientPid,
+/** Runs `command` to its end (killed after `timeout` ms): pid, status, output. */
+async function shell(command, { timeout = 30_000, ...place }) {
+  const { child, output, exited } = bash(command, place);
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeout);
+  const { code, signal } = await exited;
+  clearTimeout(timer);
+  return { pid: child.pid, code, signal, ...output };
+}
+
+/** Starts a server command; `output()` is what it printed so far. */
+function startServer(command, place) {
+  const { child, output, exited } = bash(command, place);
+  let done = false;
+  exited.then(() => (done = true));
+  return { child, exited, output: () => output.both, done: () => done };
+}
+
+/** What a client started by this test inherits: its uid, gid, groups, label. */
+function inheritedIdentity() {
+  return {
     uid: process.getuid(),
     gid: process.getgid(),
     groups: ownGroups(),
     securityContext: ownLabel(),
   };
+}
+
+/**
+ * The answer has the shape the README shows, every plain value as shown, and
+ * `identity`'s values where the README shows the client's identity: its pid
+ * (the client's process), the uid, gid, groups and label it inherited.
+ */
+function assertAnswer(actual, shown, identity, where = "answer") {
   if (shown !== null && typeof shown === "object" && !Array.isArray(shown)) {
     assert.deepEqual(
       Object.keys(actual ?? {}).sort(),
@@ -219,7 +222,7 @@ function assertAnswer(actual, shown, clientPid, where = "answer") {
       if (key in identity && !(typeof shown[key] === "object" && shown[key])) {
         assert.deepEqual(actual[key], identity[key], `${where}.${key}`);
       } else {
-        assertAnswer(actual[key], shown[key], clientPid, `${where}.${key}`);
+        assertAnswer(actual[key], shown[key], identity, `${where}.${key}`);
       }
     }
   } else {
@@ -266,7 +269,10 @@ async function serveOnce(command, snippet, place) {
     } catch {
       assert.fail(`not JSON: ${answer.stdout}\nserver:\n${server.output()}`);
     }
-    assertAnswer(body, snippet.answer, answer.pid);
+    assertAnswer(body, snippet.answer, {
+      pid: answer.pid,
+      ...inheritedIdentity(),
+    });
     server.child.kill("SIGINT");
     const stop = await Promise.race([
       server.exited,
