@@ -120,6 +120,11 @@ export class PeerSecReader {
   #provide: PlatformProvider;
   #backend: LibcBackend | undefined;
   #constants: ArchitectureConstants | undefined;
+  // Read on every call: kept in fields once the platform is open.
+  #solSocket = 0;
+  #soPeersec = 0;
+  #erange = 0;
+  #enoprotoopt = 0;
   /** Per option number: the errno values getsockopt can return for it. */
   #validErrno = new Map<number, ReadonlySet<number>>();
   #value = new Uint8Array(INITIAL_CAPACITY);
@@ -155,6 +160,10 @@ export class PeerSecReader {
         new Set(names.map((name) => constants.errno[name])),
       );
     }
+    this.#solSocket = constants.socket.SOL_SOCKET;
+    this.#soPeersec = constants.socket.SO_PEERSEC;
+    this.#erange = constants.errno.ERANGE;
+    this.#enoprotoopt = constants.errno.ENOPROTOOPT;
     this.#constants = constants;
     this.#backend = backend;
   }
@@ -182,23 +191,21 @@ export class PeerSecReader {
     optionName: string,
     capacity: number,
   ): CallResult {
-    const backend = this.backend;
-    const level = this.constants.socket.SOL_SOCKET;
-    const validErrno = this.#validErrno.get(option);
-    if (validErrno === undefined) {
-      throw new RangeError(`no errno table for socket option ${optionName}`);
-    }
+    const backend = this.#backend ?? this.backend;
     for (let retry = 0;; retry++) {
       const result = backend.getsockopt(
         fd,
-        level,
+        this.#solSocket,
         option,
         this.#value,
         capacity,
       );
-      if (result.rc !== -1 || validErrno.has(result.errno)) {
-        return result;
+      if (result.rc !== -1) return result;
+      const validErrno = this.#validErrno.get(option);
+      if (validErrno === undefined) {
+        throw new RangeError(`no errno table for socket option ${optionName}`);
       }
+      if (validErrno.has(result.errno)) return result;
       if (retry === MAX_ERRNO_RETRIES) {
         throw new PeerSecError(
           `getsockopt(${fd}, SOL_SOCKET, ${optionName}) failed, but errno read ` +
@@ -227,7 +234,8 @@ export class PeerSecReader {
     optionName: string,
     initialCapacity: number = INITIAL_CAPACITY,
   ): number {
-    const erange = this.constants.errno.ERANGE;
+    if (this.#backend === undefined) this.#open();
+    const erange = this.#erange;
     // Offer all of the buffer: once a long label made it grow, later reads of
     // labels that long take one call, not two.
     let capacity = Math.max(initialCapacity, this.#value.byteLength);
@@ -282,11 +290,8 @@ export class PeerSecReader {
    * `-errno`.
    */
   #readLabel(fd: number): number {
-    const len = this.readOption(
-      fd,
-      this.constants.socket.SO_PEERSEC,
-      "SO_PEERSEC",
-    );
+    if (this.#backend === undefined) this.#open();
+    const len = this.readOption(fd, this.#soPeersec, "SO_PEERSEC");
     if (len <= 0) return len;
     const value = this.#value;
     const labelLength = value[len - 1] === 0 ? len - 1 : len;
@@ -349,7 +354,7 @@ export class PeerSecReader {
     checkFd(fd);
     const len = this.#readLabel(fd);
     if (len > 0) return this.#decode(fd, len);
-    if (len === 0 || -len === this.constants.errno.ENOPROTOOPT) return null;
+    if (len === 0 || -len === this.#enoprotoopt) return null;
     throw this.errnoError(-len, fd, "SO_PEERSEC");
   }
 }
