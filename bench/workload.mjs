@@ -59,7 +59,10 @@ const label = tryGetPeerSecurityContext(fd);
 // The same calls through the same FFI without peersec, measured in the same
 // process and interleaved with peersec's, so the difference is peersec's own.
 const { bareFfi } = await import("./bare_ffi.mjs");
-const bare = await bareFfi(defaultReader.backend.ffi);
+const bare = await bareFfi(
+  defaultReader.backend.ffi,
+  defaultReader.backend.libraryPath,
+);
 const credentials = [];
 const labels = [];
 const bareCredentials = [];

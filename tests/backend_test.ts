@@ -157,3 +157,50 @@ test("a regular file's fd is ENOTSOCK, from every function", () => {
     rmSync(directory, { recursive: true, force: true });
   }
 });
+
+test("getsockopt writes into the buffer it is handed, also after another buffer and garbage collections (no stale address)", () => {
+  // Deno and node:ffi take a buffer's address once and reuse it while the
+  // same buffer comes back: a stale address would write elsewhere. A small
+  // typed array starts on the V8 heap, where a scavenge moves it.
+  const [left, right] = socketPair();
+  const { SOL_SOCKET, SO_PEERCRED } = reader.constants.socket;
+  const pidIn = (buffer: Uint8Array) =>
+    new DataView(buffer.buffer, buffer.byteOffset).getInt32(0, true);
+  const read = (buffer: Uint8Array) => {
+    buffer.fill(0);
+    const result = reader.backend.getsockopt(
+      left,
+      SOL_SOCKET,
+      SO_PEERCRED,
+      buffer,
+      12,
+    );
+    assert.equal(result.rc, 0);
+    assert.equal(result.len, 12);
+    return pidIn(buffer);
+  };
+  try {
+    const small = new Uint8Array(16);
+    const large = new Uint8Array(512);
+    assert.equal(read(small), process.pid);
+    assert.equal(read(large), process.pid);
+    small.fill(0);
+    assert.equal(read(small), process.pid);
+    for (let round = 0; round < 20; round++) {
+      // Young-generation garbage: each round forces scavenges that move
+      // whatever still lives on the young heap.
+      let junk: unknown[] = [];
+      for (let index = 0; index < 200_000; index++) junk.push({ index });
+      junk = [];
+      large.fill(0xee);
+      assert.equal(read(small), process.pid, `round ${round}`);
+      assert.ok(
+        large.every((byte) => byte === 0xee),
+        "a call for `small` wrote into `large`",
+      );
+    }
+  } finally {
+    closeFd(left);
+    closeFd(right);
+  }
+});
