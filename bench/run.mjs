@@ -174,9 +174,10 @@ for (let round = 1; round <= rounds; round++) {
     } else {
       entry.credentials.push(...output.credentials);
       entry.label.push(...output.label);
-      if (output.bare) {
-        entry.bare.credentials.push(...output.bare.credentials);
-        entry.bare.label.push(...output.bare.label);
+      for (const shape of ["bare", "fastest"]) {
+        if (!output[shape]) continue;
+        entry[shape].credentials.push(...output[shape].credentials);
+        entry[shape].label.push(...output[shape].label);
       }
       entry.importMs.push(output.importMs);
       entry.firstCallMs.push(output.firstCallMs);
@@ -232,21 +233,29 @@ function rowsOf(table) {
       const ffi = result.ffi ??
         (result.name.startsWith("C") ? "—" : "socket module");
       const bare = result.bare?.[call];
-      // peersec's own cost: the same call through the same FFI without it,
-      // measured in the same process, interleaved.
-      const ownNs = bare
-        ? Math.round(median(result[call]) - median(bare))
+      const fastest = result.fastest?.[call];
+      // peersec's own cost: the same call through the same FFI in its
+      // fastest shape without peersec, measured in the same process,
+      // interleaved.
+      const ownNs = fastest
+        ? Math.round(median(result[call]) - median(fastest))
         : null;
       rows.push(
         row(result.name, ffi, name, result[call], { ...result, call }, {
           ownNs,
         }),
       );
-      if (bare) {
-        // The FFI's cost: the plainest call through it, less C's call.
-        const ffiNs = c ? Math.round(median(bare) - median(c[call])) : null;
+      for (
+        const [samples, label] of [
+          [bare, "bare FFI"],
+          [fastest, "bare FFI, fastest shape"],
+        ]
+      ) {
+        if (!samples) continue;
+        // The FFI's cost: the call through it alone, less C's call.
+        const ffiNs = c ? Math.round(median(samples) - median(c[call])) : null;
         rows.push(
-          row(`${result.name} (bare FFI)`, ffi, "getsockopt alone", bare, {
+          row(`${result.name} (${label})`, ffi, "getsockopt alone", samples, {
             call,
           }, { ffiNs }),
         );

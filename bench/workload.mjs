@@ -43,10 +43,10 @@ const warmedUp = new Set();
 /** One timed repetition of `calls` calls (after a warm-up the first time). */
 function measureOnce(call) {
   let sink = 0;
-  if (!warmedUp.has(call.toString())) {
+  if (!warmedUp.has(call)) {
     // Warm up until every JIT tier has seen the loop.
     for (let i = 0; i < warmUpCalls; i++) sink += call() === null ? 1 : 0;
-    warmedUp.add(call.toString());
+    warmedUp.add(call);
   }
   const start = now();
   for (let i = 0; i < calls; i++) sink += call() === null ? 1 : 0;
@@ -56,29 +56,34 @@ function measureOnce(call) {
 
 const { getPeerCredentials, tryGetPeerSecurityContext } = peersec;
 const label = tryGetPeerSecurityContext(fd);
-// The same calls through the same FFI without peersec, measured in the same
-// process and interleaved with peersec's, so the difference is peersec's own.
+// The same calls through the same FFI without peersec, in its plainest and
+// its fastest shape, measured in the same process and interleaved with
+// peersec's, so the difference is peersec's own.
 const { bareFfi } = await import("./bare_ffi.mjs");
-const bare = await bareFfi(
-  defaultReader.backend.ffi,
-  defaultReader.backend.libraryPath,
-);
-const credentials = [];
-const labels = [];
-const bareCredentials = [];
-const bareLabels = [];
+const { ffi, libraryPath } = defaultReader.backend;
+const plainest = await bareFfi(ffi, libraryPath, "plainest");
+const fastest = await bareFfi(ffi, libraryPath, "fastest");
+// One closure per call and contender, each its own function literal.
+const contenders = [
+  [() => getPeerCredentials(fd), () => tryGetPeerSecurityContext(fd)],
+  [() => plainest.credentials(fd), () => plainest.label(fd)],
+  [() => fastest.credentials(fd), () => fastest.label(fd)],
+];
+const samplesOf = contenders.map(() => ({ credentials: [], label: [] }));
+const [peersecSamples, plainestSamples, fastestSamples] = samplesOf;
 for (let round = 0; round < repetitions; round++) {
-  credentials.push(...measureOnce(() => getPeerCredentials(fd)));
-  bareCredentials.push(...measureOnce(() => bare.credentials(fd)));
-  labels.push(...measureOnce(() => tryGetPeerSecurityContext(fd)));
-  bareLabels.push(...measureOnce(() => bare.label(fd)));
+  for (const [index, [credentials, label]] of contenders.entries()) {
+    samplesOf[index].credentials.push(...measureOnce(credentials));
+    samplesOf[index].label.push(...measureOnce(label));
+  }
 }
 console.log(JSON.stringify({
   importMs,
   firstCallMs,
   ffi: defaultReader.backend.ffi,
   labelResult: label,
-  credentials,
-  label: labels,
-  bare: { credentials: bareCredentials, label: bareLabels },
+  credentials: peersecSamples.credentials,
+  label: peersecSamples.label,
+  bare: plainestSamples,
+  fastest: fastestSamples,
 }));

@@ -126,7 +126,9 @@ export class PeerSecReader {
   #erange = 0;
   #enoprotoopt = 0;
   /** Per option number: the errno values getsockopt can return for it. */
-  #validErrno = new Map<number, ReadonlySet<number>>();
+  #validErrno = new Map<number, Uint8Array>();
+  #lastOption = -1;
+  #lastValidErrno: Uint8Array = new Uint8Array(0);
   #value = new Uint8Array(INITIAL_CAPACITY);
   // Native-endian 32-bit views of #value, for ucred and gid_t[] answers.
   #valueInt32 = new Int32Array(this.#value.buffer);
@@ -155,10 +157,12 @@ export class PeerSecReader {
     for (const [optionName, names] of Object.entries(OPTION_ERRNO_NAMES)) {
       const option =
         constants.socket[optionName as keyof typeof constants.socket];
-      this.#validErrno.set(
-        option,
-        new Set(names.map((name) => constants.errno[name])),
-      );
+      // A flag per errno value: 1 where getsockopt can set it. Any other
+      // value, including one past the end, reads as "clobbered".
+      const values = names.map((name) => constants.errno[name]);
+      const table = new Uint8Array(Math.max(...values) + 1);
+      for (const value of values) table[value] = 1;
+      this.#validErrno.set(option, table);
     }
     this.#solSocket = constants.socket.SOL_SOCKET;
     this.#soPeersec = constants.socket.SO_PEERSEC;
@@ -201,11 +205,17 @@ export class PeerSecReader {
         capacity,
       );
       if (result.rc !== -1) return result;
-      const validErrno = this.#validErrno.get(option);
-      if (validErrno === undefined) {
-        throw new RangeError(`no errno table for socket option ${optionName}`);
+      if (option !== this.#lastOption) {
+        const validErrno = this.#validErrno.get(option);
+        if (validErrno === undefined) {
+          throw new RangeError(
+            `no errno table for socket option ${optionName}`,
+          );
+        }
+        this.#lastValidErrno = validErrno;
+        this.#lastOption = option;
       }
-      if (validErrno.has(result.errno)) return result;
+      if (this.#lastValidErrno[result.errno] === 1) return result;
       if (retry === MAX_ERRNO_RETRIES) {
         throw new PeerSecError(
           `getsockopt(${fd}, SOL_SOCKET, ${optionName}) failed, but errno read ` +

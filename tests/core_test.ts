@@ -309,6 +309,32 @@ test("errno is checked per option: what one option can return is a forgery for a
   );
 });
 
+test("one reader alternating options checks each failure against its own option's errnos", () => {
+  // ENOPROTOOPT is real for SO_PEERSEC and forged for SO_PEERCRED, in turns
+  // on one reader; errno values past every table, and negative ones, are
+  // forged for both.
+  const { reader, libc } = fakeReader([
+    { errno: E.ENOPROTOOPT },
+    { errno: E.ENOPROTOOPT },
+    { errno: E.EBADF },
+    { errno: E.ENOPROTOOPT },
+    { errno: 5000 },
+    { errno: -1 },
+    { errno: E.EBADF },
+  ]);
+  assert.equal(reader.tryGetPeerSecurityContext(7), null);
+  assert.throws(
+    () => readPeerCredentials(reader, 7),
+    (error) => assertPeerSecError(error, { code: "EBADF" }),
+  );
+  assert.equal(reader.tryGetPeerSecurityContext(7), null);
+  assert.throws(
+    () => readPeerCredentials(reader, 7),
+    (error) => assertPeerSecError(error, { code: "EBADF" }),
+  );
+  assert.equal(libc.calls.length, 7);
+});
+
 test("an ERANGE whose errno was clobbered still grows", () => {
   const label = "q".repeat(600);
   const { reader, libc } = fakeReader([
