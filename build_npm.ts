@@ -62,6 +62,10 @@ const DENO_GLOBALS = `declare namespace Deno {
   class UnsafePointerView {
     static getArrayBuffer(pointer: unknown, length: number): ArrayBuffer;
   }
+  type PointerValue = unknown;
+  class UnsafePointer {
+    static of(value: ArrayBufferView): PointerValue;
+  }
 }
 `;
 

@@ -339,12 +339,20 @@ export function labelBenchmark(files) {
         }× C ` +
         `(bare FFI ${
           ratio(median(result.bare.credentials), median(c.credentials))
+        }×, fastest shape ${
+          result.fastest
+            ? ratio(median(result.fastest.credentials), median(c.credentials))
+            : "—"
         }×), ` +
         `tryGetPeerSecurityContext, decode included, ${
           ratio(median(result.label), median(c.label))
         }× C ` +
         `(bare FFI, no decode, ${
           ratio(median(result.bare.label), median(c.label))
+        }×, fastest shape ${
+          result.fastest
+            ? ratio(median(result.fastest.label), median(c.label))
+            : "—"
         }×)`,
     );
   }
