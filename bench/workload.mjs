@@ -38,20 +38,32 @@ if (defaultReader.backend.socketpair(AF_UNIX, SOCK_STREAM, 0, fds).rc !== 0) {
 }
 const fd = fds[0];
 
-const warmedUp = new Set();
+// One timing loop per measured function, each compiled on its own (new
+// Function), so that the JIT's feedback for one contender's call site never
+// mixes with another's: with one shared loop the call site sees every
+// contender and each pays for the others' presence, unequally.
+const loops = new Map();
 
 /** One timed repetition of `calls` calls (after a warm-up the first time). */
 function measureOnce(call) {
-  let sink = 0;
-  if (!warmedUp.has(call)) {
+  let loop = loops.get(call);
+  if (loop === undefined) {
+    loop = new Function(
+      "call",
+      "count",
+      "let sink = 0;\n" +
+        "for (let i = 0; i < count; i++) sink += call() === null ? 1 : 0;\n" +
+        "return sink;",
+    );
+    loops.set(call, loop);
     // Warm up until every JIT tier has seen the loop.
-    for (let i = 0; i < warmUpCalls; i++) sink += call() === null ? 1 : 0;
-    warmedUp.add(call);
+    loop(call, warmUpCalls);
   }
   const start = now();
-  for (let i = 0; i < calls; i++) sink += call() === null ? 1 : 0;
+  const sink = loop(call, calls);
+  const elapsed = now() - start;
   if (sink < 0) console.log(sink);
-  return [((now() - start) * 1e6) / calls];
+  return [(elapsed * 1e6) / calls];
 }
 
 const { getPeerCredentials, tryGetPeerSecurityContext } = peersec;

@@ -23,6 +23,8 @@ const outOfRange: unknown[] = [
   Infinity,
   -Infinity,
   2 ** 31,
+  2 ** 32 + 3, // wraps to 3 in int32 arithmetic
+  -(2 ** 31),
   Number.MAX_SAFE_INTEGER,
 ];
 const methods = [
