@@ -84,14 +84,6 @@ export type PlatformProvider = () => {
  * @throws {RangeError} when `fd` is not an integer in 0…2³¹−1 (NaN and -0 included).
  */
 export function checkFd(fd: unknown): asserts fd is number {
-  // The common case in one test: `x | 0` equals x only for a number that is
-  // an integer in the int32 range; then not negative, and not -0.
-  if (
-    ((fd as number) | 0) === fd && (fd as number) >= 0 &&
-    (fd !== 0 || 1 / fd > 0)
-  ) {
-    return;
-  }
   if (typeof fd !== "number") {
     // A socket object where an fd belongs is the usual first mistake.
     const looksLikeSocket = typeof fd === "object" && fd !== null &&
