@@ -9,7 +9,31 @@ import {
   typedArrayBackend,
 } from "../src/backend.ts";
 
-const SYMBOLS = {
+// Deno compiles a call trampoline for every declared symbol when it opens
+// the library (about 0.2 ms each here): the first call, which opens libc,
+// declares only what reading a peer needs, in the shape the permission
+// allows; the rest opens on its first use.
+
+/** Under the unrestricted --allow-ffi: raw addresses, errno mapped. */
+const READ_SYMBOLS = {
+  getsockopt: {
+    parameters: [
+      "i32", // int sockfd
+      "i32", // int level
+      "i32", // int optname
+      "pointer", // void *optval (an address taken once per buffer)
+      "pointer", // socklen_t *optlen (likewise)
+    ],
+    result: "i32", // int
+  },
+  __errno_location: {
+    parameters: [],
+    result: "pointer", // int * (this thread's errno)
+  },
+} as const;
+
+/** Under a path-restricted --allow-ffi: typed arrays, errno copied. */
+const RESTRICTED_READ_SYMBOLS = {
   getsockopt: {
     parameters: [
       "i32", // int sockfd
@@ -20,19 +44,22 @@ const SYMBOLS = {
     ],
     result: "i32", // int
   },
-  // The same function with its two buffers passed as raw addresses, taken
-  // once per buffer (used with the unrestricted --allow-ffi only).
-  getsockoptAt: {
-    name: "getsockopt",
-    parameters: [
-      "i32", // int sockfd
-      "i32", // int level
-      "i32", // int optname
-      "pointer", // void *optval
-      "pointer", // socklen_t *optlen
-    ],
-    result: "i32", // int
+  __errno_location: {
+    parameters: [],
+    result: "pointer", // int * (this thread's errno)
   },
+  memcpy: {
+    parameters: [
+      "buffer", // void *dest
+      "pointer", // const void *src
+      "usize", // size_t n
+    ],
+    result: "pointer", // void *
+  },
+} as const;
+
+/** Opened on first use: self-check, fd duplication, pidfd closing. */
+const OTHER_SYMBOLS = {
   socketpair: {
     parameters: [
       "i32", // int domain
@@ -56,18 +83,6 @@ const SYMBOLS = {
     ],
     result: "i32", // int
   },
-  __errno_location: {
-    parameters: [],
-    result: "pointer", // int * (this thread's errno)
-  },
-  memcpy: {
-    parameters: [
-      "buffer", // void *dest
-      "pointer", // const void *src
-      "usize", // size_t n
-    ],
-    result: "pointer", // void *
-  },
 } as const;
 
 /**
@@ -81,51 +96,65 @@ const SYMBOLS = {
  * ```
  */
 export function openLibc(libraryPath: string): LibcBackend {
-  const { symbols } = Deno.dlopen(libraryPath, SYMBOLS);
-  const errnoPointer = symbols.__errno_location();
-
-  // errno lives at a per-thread address that never moves (a Worker loads
-  // its own copy of this module, so it looks up its own). With the
-  // unrestricted --allow-ffi the 4 bytes are mapped once and read as plain
-  // memory; `UnsafePointerView` needs that flag (and would prompt on a
-  // terminal without it), so under a path-restricted flag they are copied
-  // with libc's memcpy instead.
+  // With the unrestricted --allow-ffi, errno's 4 bytes are mapped once and
+  // read as plain memory, and buffers are passed as raw addresses;
+  // `UnsafePointerView` and `UnsafePointer.of` need that flag (and would
+  // prompt on a terminal without it), so under a path-restricted flag errno
+  // is copied with libc's memcpy and buffers go as typed arrays.
   const unrestricted =
     Deno.permissions.querySync({ name: "ffi" }).state === "granted";
-  let readErrno: () => number;
-  if (unrestricted) {
-    const errnoCell = new Int32Array(
-      Deno.UnsafePointerView.getArrayBuffer(errnoPointer!, 4),
-    );
-    readErrno = () => errnoCell[0];
-  } else {
+  const names = { runtime: "deno", ffi: "Deno.dlopen", libraryPath };
+  let others: Deno.DynamicLibrary<typeof OTHER_SYMBOLS>["symbols"] | undefined;
+  const other = () =>
+    others ??= Deno.dlopen(libraryPath, OTHER_SYMBOLS).symbols;
+  const otherCalls = {
+    socketpair: (
+      domain: number,
+      type: number,
+      protocol: number,
+      fds: Int32Array,
+    ) => other().socketpair(domain, type, protocol, fds),
+    close: (fd: number) => other().close(fd),
+    fcntl: (fd: number, command: number, argument: number) =>
+      other().fcntl(fd, command, argument),
+  };
+
+  if (!unrestricted) {
+    const { symbols } = Deno.dlopen(libraryPath, RESTRICTED_READ_SYMBOLS);
+    // errno lives at a per-thread address that never moves (a Worker loads
+    // its own copy of this module, so it looks up its own).
+    const errnoPointer = symbols.__errno_location();
     const errnoCopy = new Int32Array(1);
-    readErrno = () => {
-      symbols.memcpy(errnoCopy, errnoPointer, 4n);
-      return errnoCopy[0];
-    };
+    return typedArrayBackend(
+      names,
+      { getsockopt: symbols.getsockopt, ...otherCalls },
+      () => {
+        symbols.memcpy(errnoCopy, errnoPointer, 4n);
+        return errnoCopy[0];
+      },
+    );
   }
 
-  const names = { runtime: "deno", ffi: "Deno.dlopen", libraryPath };
-  if (!unrestricted) return typedArrayBackend(names, symbols, readErrno);
-
+  const { symbols } = Deno.dlopen(libraryPath, READ_SYMBOLS);
+  const errnoCell = new Int32Array(
+    Deno.UnsafePointerView.getArrayBuffer(symbols.__errno_location()!, 4),
+  );
+  const readErrno = () => errnoCell[0];
   // Each "buffer" argument costs Deno an out-of-line conversion per call; a
   // "pointer" argument does not. Without the system call in the way (the
   // benchmark's second table) that halves the call: 20.7 -> 10.0 ns here.
   // The core reuses its buffers, so their addresses are taken once (again
-  // only when the core hands over another buffer). `Deno.UnsafePointer.of`
-  // needs the unrestricted flag, like `UnsafePointerView`. Reading `.buffer`
-  // first moves a small typed array's bytes off the V8 heap, where the
-  // garbage collector could move them; the length cell lives in an
-  // ArrayBuffer of its own for the same reason.
-  const backend = typedArrayBackend(names, symbols, readErrno);
+  // only when the core hands over another buffer). Reading `.buffer` first
+  // moves a small typed array's bytes off the V8 heap, where the garbage
+  // collector could move them; the length cell lives in an ArrayBuffer of
+  // its own for the same reason.
   const finish = resultFiller(readErrno);
   const lengthCell = new Uint32Array(new ArrayBuffer(8), 0, 1);
   const lengthPointer = Deno.UnsafePointer.of(lengthCell);
   let lastValue: Uint8Array | undefined;
   let lastValuePointer: Deno.PointerValue = null;
   return {
-    ...backend,
+    ...names,
     getsockopt(fd, level, option, value, capacity) {
       if (value !== lastValue) {
         void value.buffer;
@@ -133,7 +162,7 @@ export function openLibc(libraryPath: string): LibcBackend {
         lastValue = value;
       }
       lengthCell[0] = capacity;
-      const rc = symbols.getsockoptAt(
+      const rc = symbols.getsockopt(
         fd,
         level,
         option,
@@ -141,6 +170,15 @@ export function openLibc(libraryPath: string): LibcBackend {
         lengthPointer,
       );
       return finish(rc, lengthCell[0]);
+    },
+    socketpair(domain, type, protocol, fds) {
+      return finish(otherCalls.socketpair(domain, type, protocol, fds), 0);
+    },
+    close(fd) {
+      return finish(otherCalls.close(fd), 0);
+    },
+    fcntl(fd, command, argument) {
+      return finish(otherCalls.fcntl(fd, command, argument), 0);
     },
   };
 }
