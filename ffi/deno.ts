@@ -104,9 +104,9 @@ export function openLibc(libraryPath: string): LibcBackend {
   const unrestricted =
     Deno.permissions.querySync({ name: "ffi" }).state === "granted";
   const names = { runtime: "deno", ffi: "Deno.dlopen", libraryPath };
-  let others: Deno.DynamicLibrary<typeof OTHER_SYMBOLS>["symbols"] | undefined;
-  const other = () =>
-    others ??= Deno.dlopen(libraryPath, OTHER_SYMBOLS).symbols;
+  const openOthers = () => Deno.dlopen(libraryPath, OTHER_SYMBOLS).symbols;
+  let others: ReturnType<typeof openOthers> | undefined;
+  const other = () => others ??= openOthers();
   const otherCalls = {
     socketpair: (
       domain: number,
