@@ -25,6 +25,7 @@
 import type { CallResult, LibcBackend } from "./backend.ts";
 import type { ArchitectureConstants, ErrnoName } from "./constants.ts";
 import { describeErrno, PeerSecError } from "./errors.ts";
+import { LabelStrings } from "./label_strings.ts";
 
 /** The first buffer size: at least NAME_MAX (255) + 1, as the man page asks. */
 export const INITIAL_CAPACITY = 256;
@@ -133,7 +134,7 @@ export class PeerSecReader {
   // Native-endian 32-bit views of #value, for ucred and gid_t[] answers.
   #valueInt32 = new Int32Array(this.#value.buffer);
   #valueUint32 = new Uint32Array(this.#value.buffer);
-  #decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  #labelStrings = new LabelStrings();
 
   /** @param provide opens libc and names the kernel constants, on first use. */
   constructor(provide: PlatformProvider) {
@@ -334,7 +335,7 @@ export class PeerSecReader {
 
   #decode(fd: number, len: number): string {
     try {
-      return this.#decoder.decode(this.#value.subarray(0, len));
+      return this.#labelStrings.decode(this.#value, len);
     } catch (error) {
       throw new PeerSecError(
         `the security label of the peer of fd ${fd} is not valid UTF-8 ` +
