@@ -1,8 +1,13 @@
 /* The C floor: the same getsockopt calls peersec makes, on one connected
  * AF_UNIX socketpair, timed the same way. Prints one JSON line.
- *   floor <calls> <repetitions> */
+ *   floor <calls> <repetitions> [--labeled-fd]
+ * --labeled-fd: also time SO_PEERSEC on a duplicate of the fd numbered from
+ * 100 up ("labelPresent"), where the benchmark's stub getsockopt answers
+ * with a label. */
 #define _GNU_SOURCE /* struct ucred */
 #include <errno.h>
+#include <fcntl.h>
+#include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -51,7 +56,13 @@ int main(int argc, char **argv) {
   if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) return 1;
   printf("{\"runtime\":\"c\",\"labelResult\":%d,", label(fds[0]));
   measure("credentials", credentials, fds[0], calls, repetitions, 0);
-  measure("label", label, fds[0], calls, repetitions, 1);
+  int labeled = argc > 3 && strcmp(argv[3], "--labeled-fd") == 0;
+  measure("label", label, fds[0], calls, repetitions, !labeled);
+  if (labeled) {
+    int high = fcntl(fds[0], F_DUPFD_CLOEXEC, 100);
+    if (high < 0) return 1;
+    measure("labelPresent", label, high, calls, repetitions, 1);
+  }
   printf("}\n");
   return 0;
 }

@@ -13,6 +13,8 @@ const warmUpCalls = warmUpText === undefined
   ? Math.max(calls / 10, 200_000)
   : Number(warmUpText);
 const now = () => performance.now();
+const environment = (name) =>
+  typeof Deno === "object" ? Deno.env.get(name) : process.env[name];
 
 // First use in a fresh process: importing the module, then the first call,
 // which opens libc with the runtime's FFI (fd 0 is whatever stdin is here; the
@@ -75,18 +77,50 @@ const { bareFfi } = await import("./bare_ffi.mjs");
 const { ffi, libraryPath } = defaultReader.backend;
 const plainest = await bareFfi(ffi, libraryPath, "plainest");
 const fastest = await bareFfi(ffi, libraryPath, "fastest");
+// PEERSEC_BENCH_LABELED_FD=1 (the stub table): also time a read that finds
+// a label, on a duplicate of the fd numbered from 100 up, where the stub
+// getsockopt answers with one.
+let labeledFd = -1;
+if (environment("PEERSEC_BENCH_LABELED_FD") === "1") {
+  const { FCNTL } = await import(
+    `${moduleDirectory}/src/constants.${extension}`
+  );
+  labeledFd = defaultReader.backend.fcntl(fd, FCNTL.F_DUPFD_CLOEXEC, 100).rc;
+  if (labeledFd < 100) throw new Error("could not duplicate the fd to 100+");
+}
 // One closure per call and contender, each its own function literal.
 const contenders = [
-  [() => getPeerCredentials(fd), () => tryGetPeerSecurityContext(fd)],
-  [() => plainest.credentials(fd), () => plainest.label(fd)],
-  [() => fastest.credentials(fd), () => fastest.label(fd)],
+  [
+    () => getPeerCredentials(fd),
+    () => tryGetPeerSecurityContext(fd),
+    () => tryGetPeerSecurityContext(labeledFd),
+  ],
+  [
+    () => plainest.credentials(fd),
+    () => plainest.label(fd),
+    () => plainest.label(labeledFd),
+  ],
+  [
+    () => fastest.credentials(fd),
+    () => fastest.label(fd),
+    () => fastest.label(labeledFd),
+  ],
 ];
-const samplesOf = contenders.map(() => ({ credentials: [], label: [] }));
+const samplesOf = contenders.map(() => ({
+  credentials: [],
+  label: [],
+  ...(labeledFd >= 0 ? { labelPresent: [] } : {}),
+}));
 const [peersecSamples, plainestSamples, fastestSamples] = samplesOf;
 for (let round = 0; round < repetitions; round++) {
-  for (const [index, [credentials, label]] of contenders.entries()) {
+  for (
+    const [index, [credentials, label, labelPresent]] of contenders.entries()
+  ) {
     samplesOf[index].credentials.push(...measureOnce(credentials));
     samplesOf[index].label.push(...measureOnce(label));
+    if (labeledFd >= 0) {
+      samplesOf[index].labelPresent.push(...measureOnce(labelPresent));
+    }
   }
 }
 console.log(JSON.stringify({
@@ -94,8 +128,10 @@ console.log(JSON.stringify({
   firstCallMs,
   ffi: defaultReader.backend.ffi,
   labelResult: label,
-  credentials: peersecSamples.credentials,
-  label: peersecSamples.label,
+  ...peersecSamples,
+  labelPresentResult: labeledFd >= 0
+    ? tryGetPeerSecurityContext(labeledFd)
+    : undefined,
   bare: plainestSamples,
   fastest: fastestSamples,
 }));

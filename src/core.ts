@@ -134,7 +134,10 @@ export class PeerSecReader {
   // Native-endian 32-bit views of #value, for ucred and gid_t[] answers.
   #valueInt32 = new Int32Array(this.#value.buffer);
   #valueUint32 = new Uint32Array(this.#value.buffer);
+  #decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
   #labelStrings = new LabelStrings();
+  /** The length SO_PEERSEC last returned, NUL included (for error messages). */
+  #labelReadLength = 0;
 
   /** @param provide opens libc and names the kernel constants, on first use. */
   constructor(provide: PlatformProvider) {
@@ -296,20 +299,40 @@ export class PeerSecReader {
   }
 
   /**
-   * Reads SO_PEERSEC and applies the NUL rule. Returns the label's length in
-   * the value buffer (> 0), `0` for an empty label (Smack's "no label"), or
-   * `-errno`.
+   * Reads SO_PEERSEC and drops one trailing NUL. Returns the label's length
+   * in the value buffer (> 0), `0` for an empty label (Smack's "no label"),
+   * or `-errno`. The rest of the NUL rule (no other NUL) is
+   * `#assertNoInnerNul`'s, checked before any label leaves the core.
    */
   #readLabel(fd: number): number {
     if (this.#backend === undefined) this.#open();
     const len = this.readOption(fd, this.#soPeersec, "SO_PEERSEC");
     if (len <= 0) return len;
+    this.#labelReadLength = len;
+    return this.#value[len - 1] === 0 ? len - 1 : len;
+  }
+
+  /** Any NUL inside the label means it is not one. */
+  #assertNoInnerNul(fd: number, labelLength: number): void {
     const value = this.#value;
-    const labelLength = value[len - 1] === 0 ? len - 1 : len;
     for (let index = 0; index < labelLength; index++) {
-      if (value[index] === 0) throw this.#malformed(fd, len, index);
+      if (value[index] === 0) {
+        throw this.#malformed(fd, this.#labelReadLength, index);
+      }
     }
-    return labelLength;
+  }
+
+  /**
+   * The label as a string. Bytes equal to a label already checked and
+   * decoded (see label_strings.ts) need neither again.
+   */
+  #labelString(fd: number, labelLength: number): string {
+    const known = this.#labelStrings.find(this.#value, labelLength);
+    if (known !== undefined) return known;
+    this.#assertNoInnerNul(fd, labelLength);
+    const string = this.#decode(fd, labelLength);
+    this.#labelStrings.remember(this.#value, labelLength, string);
+    return string;
   }
 
   #malformed(fd: number, len: number, nul: number): PeerSecError {
@@ -335,7 +358,7 @@ export class PeerSecReader {
 
   #decode(fd: number, len: number): string {
     try {
-      return this.#labelStrings.decode(this.#value, len);
+      return this.#decoder.decode(this.#value.subarray(0, len));
     } catch (error) {
       throw new PeerSecError(
         `the security label of the peer of fd ${fd} is not valid UTF-8 ` +
@@ -349,7 +372,7 @@ export class PeerSecReader {
   /** See `getPeerSecurityContext` in mod.ts. */
   getPeerSecurityContext(fd: number): string {
     checkFd(fd);
-    return this.#decode(fd, this.#labelOrThrow(fd));
+    return this.#labelString(fd, this.#labelOrThrow(fd));
   }
 
   /** See `getPeerSecurityContextBytes` in mod.ts. */
@@ -357,6 +380,7 @@ export class PeerSecReader {
     checkFd(fd);
     // Read first: a read that grows the buffer replaces this.#value.
     const len = this.#labelOrThrow(fd);
+    this.#assertNoInnerNul(fd, len);
     return this.#value.slice(0, len);
   }
 
@@ -364,7 +388,7 @@ export class PeerSecReader {
   tryGetPeerSecurityContext(fd: number): string | null {
     checkFd(fd);
     const len = this.#readLabel(fd);
-    if (len > 0) return this.#decode(fd, len);
+    if (len > 0) return this.#labelString(fd, len);
     if (len === 0 || -len === this.#enoprotoopt) return null;
     throw this.errnoError(-len, fd, "SO_PEERSEC");
   }

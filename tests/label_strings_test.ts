@@ -11,6 +11,15 @@ const fresh = (bytes: Uint8Array, len: number) =>
     bytes.subarray(0, len),
   );
 
+/** What the core does: the remembered string, else decode and remember. */
+function decode(strings: LabelStrings, bytes: Uint8Array, len: number): string {
+  const known = strings.find(bytes, len);
+  if (known !== undefined) return known;
+  const string = fresh(bytes, len);
+  strings.remember(bytes, len, string);
+  return string;
+}
+
 /** A deterministic pseudo-random generator (xorshift32). */
 function randomSource(seed: number): () => number {
   let state = seed;
@@ -33,7 +42,7 @@ test("labels that differ in one byte, at every position, each decode to their ow
   for (let round = 0; round < 3; round++) {
     for (const label of labels) {
       const { written } = new TextEncoder().encodeInto(label, buffer);
-      assert.equal(strings.decode(buffer, written), label);
+      assert.equal(decode(strings, buffer, written), label);
     }
   }
 });
@@ -60,8 +69,8 @@ test("random labels, more than are remembered, in random order: always what Text
     const { written } = new TextEncoder().encodeInto(labels[pick], buffer);
     // Leftover bytes past the length must not matter.
     buffer.fill(0x41, written, written + 8);
-    assert.equal(strings.decode(buffer, written), fresh(buffer, written));
-    assert.equal(strings.decode(buffer, written), labels[pick]);
+    assert.equal(decode(strings, buffer, written), fresh(buffer, written));
+    assert.equal(decode(strings, buffer, written), labels[pick]);
   }
 });
 
@@ -69,27 +78,59 @@ test("a remembered label is a copy: changing the buffer afterwards gives the new
   const strings = new LabelStrings();
   const buffer = new TextEncoder().encode("user_u:user_r:user_t:s0");
   assert.equal(
-    strings.decode(buffer, buffer.length),
+    decode(strings, buffer, buffer.length),
     "user_u:user_r:user_t:s0",
   );
   buffer[0] = "x".charCodeAt(0);
   assert.equal(
-    strings.decode(buffer, buffer.length),
+    decode(strings, buffer, buffer.length),
     "xser_u:user_r:user_t:s0",
   );
   // A prefix of a remembered label is its own label.
-  assert.equal(strings.decode(buffer, 6), "xser_u");
+  assert.equal(decode(strings, buffer, 6), "xser_u");
 });
 
-test("bytes that are not UTF-8 fail every time, also beside remembered labels of their length", () => {
+test("a buffer at an odd offset, and lengths that are not whole words, compare byte by byte", () => {
   const strings = new LabelStrings();
-  const valid = new Uint8Array([0x61, 0x62, 0x63]);
-  const invalid = new Uint8Array([0x61, 0xff, 0x63]);
-  assert.equal(strings.decode(valid, 3), "abc");
-  for (let attempt = 0; attempt < 3; attempt++) {
-    assert.throws(() => strings.decode(invalid, 3), TypeError);
+  const backing = new Uint8Array(64);
+  const label = "abcdefghij"; // 10 bytes: two words and a tail of two
+  const odd = backing.subarray(1);
+  const { written } = new TextEncoder().encodeInto(label, odd);
+  assert.equal(decode(strings, odd, written), label);
+  for (let position = 0; position < written; position++) {
+    const changed = odd.slice();
+    changed[position] ^= 0x01;
+    assert.equal(strings.find(changed, written), undefined, `byte ${position}`);
+    const shifted = new Uint8Array(65).subarray(1);
+    shifted.set(changed);
+    assert.equal(strings.find(shifted, written), undefined, `byte ${position}`);
   }
-  assert.equal(strings.decode(valid, 3), "abc");
+  assert.equal(strings.find(odd.slice(), written), label);
+});
+
+test("through the reader: bytes that are not UTF-8, or hold a NUL, fail every time, also after remembered labels of their length", () => {
+  const valid = new TextEncoder().encode("abc");
+  const invalid = new Uint8Array([0x61, 0xff, 0x63]);
+  const inner = new Uint8Array([0x61, 0x00, 0x63]);
+  const { reader } = fakeReader([
+    { value: valid },
+    { value: invalid },
+    { value: inner },
+    { value: valid },
+    { value: invalid },
+    { value: inner },
+  ]);
+  for (let round = 0; round < 2; round++) {
+    assert.equal(reader.getPeerSecurityContext(3), "abc");
+    assert.throws(
+      () => reader.getPeerSecurityContext(3),
+      (error) => (error as { code?: string }).code === "ERR_INVALID_UTF8",
+    );
+    assert.throws(
+      () => reader.tryGetPeerSecurityContext(3),
+      (error) => (error as { code?: string }).code === "ERR_MALFORMED_LABEL",
+    );
+  }
 });
 
 test("through the reader: two peers' labels alternating, each fd gets its own peer's label", () => {
