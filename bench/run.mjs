@@ -111,13 +111,27 @@ const contenders = [
     name: "Python",
     command: ["python3", join(bench, "python_floor.py"), ...args],
   },
-  { table: "stub", name: "C (floor)", command: [stubFloor, ...stubArgs] },
+  {
+    table: "stub",
+    name: "C (floor)",
+    command: [stubFloor, ...stubArgs, "--labeled-fd"],
+  },
   ...runtimesFor(stubArgs).map((runtime) => ({
     ...runtime,
     table: "stub",
-    env: { ...runtime.env, PEERSEC_LIBC: stub },
+    env: { ...runtime.env, PEERSEC_LIBC: stub, PEERSEC_BENCH_LABELED_FD: "1" },
   })),
 ];
+
+// The calls timed: SO_PEERCRED, SO_PEERSEC without a label (this kernel has
+// no LSM; the stub answers ENOPROTOOPT) and, in the stub table only,
+// SO_PEERSEC finding a label.
+const CALLS = ["credentials", "label", "labelPresent"];
+const CALL_NAMES = {
+  credentials: "getPeerCredentials",
+  label: "tryGetPeerSecurityContext",
+  labelPresent: "tryGetPeerSecurityContext (a label)",
+};
 
 const median = (values) => {
   const sorted = [...values].sort((a, b) => a - b);
@@ -183,12 +197,14 @@ for (let round = 1; round <= rounds; round++) {
         bareFirstCallMs: [output.bareFirstCallMs],
       });
     } else {
-      entry.credentials.push(...output.credentials);
-      entry.label.push(...output.label);
-      for (const shape of ["bare", "fastest"]) {
-        if (!output[shape]) continue;
-        entry[shape].credentials.push(...output[shape].credentials);
-        entry[shape].label.push(...output[shape].label);
+      for (const call of CALLS) {
+        if (!output[call]) continue;
+        entry[call].push(...output[call]);
+        for (const shape of ["bare", "fastest"]) {
+          if (output[shape]?.[call]) {
+            entry[shape][call].push(...output[shape][call]);
+          }
+        }
       }
       entry.importMs.push(output.importMs);
       entry.firstCallMs.push(output.firstCallMs);
@@ -243,10 +259,9 @@ function rowsOf(table) {
     };
   };
   for (const result of ofTable) {
-    for (const call of ["credentials", "label"]) {
-      const name = call === "credentials"
-        ? "getPeerCredentials"
-        : "tryGetPeerSecurityContext";
+    for (const call of CALLS) {
+      if (!result[call]) continue;
+      const name = CALL_NAMES[call];
       const ffi = result.ffi ??
         (result.name.startsWith("C") ? "—" : "socket module");
       const bare = result.bare?.[call];
