@@ -18,7 +18,9 @@
  *
  * The hot path (a server calling this for each connection) allocates only what
  * it returns: one value buffer is reused and grown only when a label needs it,
- * and "no label" is a return value, not a caught exception.
+ * "no label" is a return value, not a caught exception, and the last few
+ * labels' strings are remembered (label_strings.ts), so a label seen before
+ * is neither scanned nor decoded again.
  *
  * @module
  */
