@@ -31,25 +31,48 @@ export const REMEMBERED_LABELS = 8;
  * ```
  */
 export class LabelStrings {
-  // Each remembered label's bytes, copied into whole 32-bit words (the tail
-  // padded with zeros) so that most of a comparison goes 4 bytes at a time.
-  #lengths: number[] = [];
-  #words: Int32Array[] = [];
-  #bytes: Uint8Array[] = [];
-  #strings: string[] = [];
+  // Each remembered label's bytes are copied into whole 32-bit words (the
+  // tail padded with zeros) so that most of a comparison goes 4 bytes at a
+  // time; one object per label keeps a lookup to few field reads.
+  #entries: RememberedLabel[] = [];
   #next = 0;
   // A word view of the buffer last asked about (the core reuses one).
   #viewed: Uint8Array | undefined;
-  #viewedWords: Int32Array | undefined;
+  #viewedWords: Int32Array = new Int32Array(0);
 
   /** The remembered string for exactly the bytes `value[0..len)`, if any. */
   find(value: Uint8Array, len: number): string | undefined {
-    const lengths = this.#lengths;
-    for (let entry = 0; entry < lengths.length; entry++) {
-      if (lengths[entry] !== len) continue;
-      if (this.#matches(this.#words[entry], this.#bytes[entry], value, len)) {
-        return this.#strings[entry];
+    const wordAligned = value.byteOffset % 4 === 0;
+    if (wordAligned && value !== this.#viewed) {
+      this.#viewed = value;
+      this.#viewedWords = new Int32Array(
+        value.buffer,
+        value.byteOffset,
+        value.byteLength >> 2,
+      );
+    }
+    const valueWords = this.#viewedWords;
+    const whole = len >> 2;
+    const entries = this.#entries;
+    next: for (let entry = 0; entry < entries.length; entry++) {
+      const remembered = entries[entry];
+      if (remembered.len !== len) continue;
+      if (wordAligned) {
+        const words = remembered.words;
+        for (let index = 0; index < whole; index++) {
+          if (valueWords[index] !== words[index]) continue next;
+        }
+      } else {
+        const bytes = remembered.bytes;
+        for (let index = 0; index < whole * 4; index++) {
+          if (value[index] !== bytes[index]) continue next;
+        }
       }
+      const bytes = remembered.bytes;
+      for (let index = whole * 4; index < len; index++) {
+        if (value[index] !== bytes[index]) continue next;
+      }
+      return remembered.string;
     }
     return undefined;
   }
@@ -57,42 +80,17 @@ export class LabelStrings {
   /** Remembers `string` as the label `value[0..len)`, replacing the oldest. */
   remember(value: Uint8Array, len: number, string: string): void {
     const words = new Int32Array(Math.ceil(len / 4));
-    new Uint8Array(words.buffer).set(value.subarray(0, len));
-    this.#lengths[this.#next] = len;
-    this.#words[this.#next] = words;
-    this.#bytes[this.#next] = new Uint8Array(words.buffer);
-    this.#strings[this.#next] = string;
+    const bytes = new Uint8Array(words.buffer);
+    bytes.set(value.subarray(0, len));
+    this.#entries[this.#next] = { len, words, bytes, string };
     this.#next = (this.#next + 1) % REMEMBERED_LABELS;
   }
+}
 
-  #matches(
-    words: Int32Array,
-    bytes: Uint8Array,
-    value: Uint8Array,
-    len: number,
-  ): boolean {
-    const whole = len >> 2;
-    if (value.byteOffset % 4 === 0) {
-      if (value !== this.#viewed) {
-        this.#viewed = value;
-        this.#viewedWords = new Int32Array(
-          value.buffer,
-          value.byteOffset,
-          value.byteLength >> 2,
-        );
-      }
-      const valueWords = this.#viewedWords!;
-      for (let index = 0; index < whole; index++) {
-        if (valueWords[index] !== words[index]) return false;
-      }
-    } else {
-      for (let index = 0; index < whole * 4; index++) {
-        if (value[index] !== bytes[index]) return false;
-      }
-    }
-    for (let index = whole * 4; index < len; index++) {
-      if (value[index] !== bytes[index]) return false;
-    }
-    return true;
-  }
+/** One remembered label: its length, its bytes (also as words), its string. */
+interface RememberedLabel {
+  len: number;
+  words: Int32Array;
+  bytes: Uint8Array;
+  string: string;
 }
