@@ -97,6 +97,24 @@ export function resultFiller(
   };
 }
 
+/** The adapters of the calls that take no buffer to fill: socketpair, close, fcntl. */
+function fdCalls(
+  symbols: Omit<TypedArraySymbols, "getsockopt">,
+  finish: (rc: number, len: number) => CallResult,
+): Pick<LibcBackend, "socketpair" | "close" | "fcntl"> {
+  return {
+    socketpair(domain, type, protocol, fds) {
+      return finish(symbols.socketpair(domain, type, protocol, fds), 0);
+    },
+    close(fd) {
+      return finish(symbols.close(fd), 0);
+    },
+    fcntl(fd, command, argument) {
+      return finish(symbols.fcntl(fd, command, argument), 0);
+    },
+  };
+}
+
 /** The call adapter over {@linkcode TypedArraySymbols}. */
 export function typedArrayBackend(
   names: { runtime: string; ffi: string; libraryPath: string },
@@ -112,14 +130,65 @@ export function typedArrayBackend(
       const rc = symbols.getsockopt(fd, level, option, value, lengthCell);
       return finish(rc, lengthCell[0]);
     },
-    socketpair(domain, type, protocol, fds) {
-      return finish(symbols.socketpair(domain, type, protocol, fds), 0);
+    ...fdCalls(symbols, finish),
+  };
+}
+
+/**
+ * libc's functions as FFIs that take raw addresses expose them: `getsockopt`'s
+ * two buffers as addresses of type `Address` (Deno pointer objects, node:ffi
+ * BigInts), the rest as in {@linkcode TypedArraySymbols}.
+ */
+export interface AddressSymbols<Address>
+  extends Omit<TypedArraySymbols, "getsockopt"> {
+  /** `int getsockopt(int, int, int, void *, socklen_t *)` */
+  getsockopt(
+    fd: number,
+    level: number,
+    option: number,
+    value: Address,
+    length: Address,
+  ): number;
+}
+
+/**
+ * The call adapter over {@linkcode AddressSymbols}: an FFI converts a typed
+ * array argument to an address on every call, so the addresses are taken
+ * once, with `addressOf` — the core reuses its value buffer, so again only
+ * when it hands over another one. Reading `.buffer` first moves a small
+ * typed array's bytes off the V8 heap, where the garbage collector could
+ * move them; the length cell lives in an ArrayBuffer of its own for the
+ * same reason.
+ */
+export function addressBackend<Address>(
+  names: { runtime: string; ffi: string; libraryPath: string },
+  symbols: AddressSymbols<Address>,
+  readErrno: () => number,
+  addressOf: (view: Uint8Array | Uint32Array) => Address,
+): LibcBackend {
+  const finish = resultFiller(readErrno);
+  const lengthCell = new Uint32Array(new ArrayBuffer(8), 0, 1);
+  const lengthAddress = addressOf(lengthCell);
+  let lastValue: Uint8Array | undefined;
+  let lastValueAddress: Address | undefined;
+  return {
+    ...names,
+    getsockopt(fd, level, option, value, capacity) {
+      if (value !== lastValue) {
+        void value.buffer;
+        lastValueAddress = addressOf(value);
+        lastValue = value;
+      }
+      lengthCell[0] = capacity;
+      const rc = symbols.getsockopt(
+        fd,
+        level,
+        option,
+        lastValueAddress!,
+        lengthAddress,
+      );
+      return finish(rc, lengthCell[0]);
     },
-    close(fd) {
-      return finish(symbols.close(fd), 0);
-    },
-    fcntl(fd, command, argument) {
-      return finish(symbols.fcntl(fd, command, argument), 0);
-    },
+    ...fdCalls(symbols, finish),
   };
 }
