@@ -133,6 +133,9 @@ const CALL_NAMES = {
   labelPresent: "tryGetPeerSecurityContext (a label)",
 };
 
+/** The JSON object on the last line a contender printed. */
+const lastJsonLine = (stdout) => JSON.parse(stdout.trim().split("\n").pop());
+
 const median = (values) => {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = sorted.length >> 1;
@@ -173,7 +176,7 @@ for (let round = 1; round <= rounds; round++) {
       process.exitCode = 1;
       continue;
     }
-    const output = JSON.parse(run.stdout.trim().split("\n").pop());
+    const output = lastJsonLine(run.stdout);
     // The bare FFI's first call, in a fresh process of the same runtime.
     if (table === "kernel" && prefix) {
       const bare = spawnSync(prefix[0], [...prefix.slice(1), firstCallBare], {
@@ -181,9 +184,7 @@ for (let round = 1; round <= rounds; round++) {
         env: { ...process.env, NO_COLOR: "1", ...env },
       });
       if (bare.status === 0) {
-        output.bareFirstCallMs = JSON.parse(
-          bare.stdout.trim().split("\n").pop(),
-        ).firstCallMs;
+        output.bareFirstCallMs = lastJsonLine(bare.stdout).firstCallMs;
       }
     }
     const entry = pooled.get(key);
@@ -233,48 +234,48 @@ function rowsOf(table) {
   const ofTable = results.filter((result) => result.table === table);
   const c = ofTable.find((result) => result.name === "C (floor)");
   const rows = [];
-  const row = (runtime, ffi, call, samples, result, costs) => {
+  // `costs`: what the row shows beyond its samples (ffiNs, ownNs, importMs,
+  // firstCallMs), each left undefined where it does not apply.
+  const row = (runtime, ffi, call, callShown, samples, costs) => {
     const value = median(samples);
-    const first = table === "kernel" && costs.ownNs !== null;
+    const shown = (name, digits) => {
+      const cost = costs[name];
+      if (cost === undefined) return null;
+      return digits === 0 ? Math.round(cost) : Number(cost.toFixed(digits));
+    };
     return {
       runtime,
       ffi,
-      call,
+      call: callShown,
       medianNs: Math.round(value),
       spreadNs: [
         Math.round(Math.min(...samples)),
         Math.round(Math.max(...samples)),
       ],
-      ratioToC: c ? Number((value / median(c[result.call])).toFixed(2)) : null,
-      ffiNs: costs.ffiNs ?? null,
-      ownNs: costs.ownNs ?? null,
-      importMs: first && result.importMs !== undefined
-        ? Number(result.importMs.toFixed(1))
-        : null,
-      firstCallMs: costs.firstCallMs !== undefined
-        ? Number(costs.firstCallMs.toFixed(2))
-        : first && result.firstCallMs !== undefined
-        ? Number(result.firstCallMs.toFixed(2))
-        : null,
+      ratioToC: c ? Number((value / median(c[call])).toFixed(2)) : null,
+      ffiNs: shown("ffiNs", 0),
+      ownNs: shown("ownNs", 0),
+      importMs: shown("importMs", 1),
+      firstCallMs: shown("firstCallMs", 2),
     };
   };
   for (const result of ofTable) {
     for (const call of CALLS) {
       if (!result[call]) continue;
-      const name = CALL_NAMES[call];
       const ffi = result.ffi ??
         (result.name.startsWith("C") ? "—" : "socket module");
       const bare = result.bare?.[call];
       const fastest = result.fastest?.[call];
-      // peersec's own cost: the same call through the same FFI in its
-      // fastest shape without peersec, measured in the same process,
-      // interleaved.
-      const ownNs = fastest
-        ? Math.round(median(result[call]) - median(fastest))
-        : null;
+      // Import and first call only where peersec itself was loaded.
+      const loaded = table === "kernel" && fastest !== undefined;
       rows.push(
-        row(result.name, ffi, name, result[call], { ...result, call }, {
-          ownNs,
+        row(result.name, ffi, call, CALL_NAMES[call], result[call], {
+          // peersec's own cost: the same call through the same FFI in its
+          // fastest shape without peersec, measured in the same process,
+          // interleaved.
+          ownNs: fastest && median(result[call]) - median(fastest),
+          importMs: loaded ? result.importMs : undefined,
+          firstCallMs: loaded ? result.firstCallMs : undefined,
         }),
       );
       for (
@@ -284,18 +285,22 @@ function rowsOf(table) {
         ]
       ) {
         if (!samples) continue;
-        // The FFI's cost: the call through it alone, less C's call.
-        const ffiNs = c ? Math.round(median(samples) - median(c[call])) : null;
         rows.push(
-          row(`${result.name} (${label})`, ffi, "getsockopt alone", samples, {
+          row(
+            `${result.name} (${label})`,
+            ffi,
             call,
-          }, {
-            ffiNs,
-            // The plainest shape's first call, from a fresh process.
-            firstCallMs: label === "bare FFI" && table === "kernel"
-              ? result.bareFirstCallMs
-              : undefined,
-          }),
+            "getsockopt alone",
+            samples,
+            {
+              // The FFI's cost: the call through it alone, less C's call.
+              ffiNs: c && median(samples) - median(c[call]),
+              // The plainest shape's first call, from a fresh process.
+              firstCallMs: label === "bare FFI" && table === "kernel"
+                ? result.bareFirstCallMs
+                : undefined,
+            },
+          ),
         );
       }
     }
