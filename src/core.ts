@@ -201,7 +201,7 @@ export class PeerSecReader {
     optionName: string,
     capacity: number,
   ): CallResult {
-    const backend = this.#backend ?? this.backend;
+    const backend = this.#backend!; // opened by readOption, the one caller
     for (let retry = 0;; retry++) {
       const result = backend.getsockopt(
         fd,

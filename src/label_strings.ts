@@ -54,6 +54,8 @@ export class LabelStrings {
     const valueWords = this.#viewedWords;
     const whole = len >> 2;
     const entries = this.#entries;
+    // Whole words where the buffer allows it, then byte by byte.
+    const bytesFrom = wordAligned ? whole * 4 : 0;
     next: for (let entry = 0; entry < entries.length; entry++) {
       const remembered = entries[entry];
       if (remembered.len !== len) continue;
@@ -62,14 +64,9 @@ export class LabelStrings {
         for (let index = 0; index < whole; index++) {
           if (valueWords[index] !== words[index]) continue next;
         }
-      } else {
-        const bytes = remembered.bytes;
-        for (let index = 0; index < whole * 4; index++) {
-          if (value[index] !== bytes[index]) continue next;
-        }
       }
       const bytes = remembered.bytes;
-      for (let index = whole * 4; index < len; index++) {
+      for (let index = bytesFrom; index < len; index++) {
         if (value[index] !== bytes[index]) continue next;
       }
       return remembered.string;
