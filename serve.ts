@@ -22,19 +22,19 @@
  * @module
  */
 import {
-  type PeerServer,
   type ServeHandler,
   type ServeOptions,
-  startServer,
-} from "./serve/server.ts";
+  startFetchServer,
+} from "./serve/fetch.ts";
+import type { PeerServer } from "./serve/server.ts";
 
+export type { ServeHandler, ServeOptions } from "./serve/fetch.ts";
+export type { PeerServer } from "./serve/server.ts";
 export type {
-  PeerServer,
+  ListenOptions,
   ServeAddr,
-  ServeHandler,
   ServeHandlerInfo,
-  ServeOptions,
-} from "./serve/server.ts";
+} from "./serve/options.ts";
 export {
   type Peer,
   peerMatches,
@@ -93,5 +93,5 @@ export function serve(
   options: ServeOptions,
   handler: ServeHandler,
 ): PeerServer {
-  return startServer(options, handler);
+  return startFetchServer(options, handler);
 }

@@ -10,7 +10,12 @@
  *
  * @module
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
+import {
+  type IncomingMessage,
+  type ServerResponse,
+  validateHeaderName,
+  validateHeaderValue,
+} from "node:http";
 
 /** Bytes of request body buffered ahead of the handler before reading pauses. */
 const REQUEST_BODY_HIGH_WATER_MARK = 64 * 1024;
@@ -68,10 +73,11 @@ export function toRequest(
   const origin = host && /^[A-Za-z0-9.\-:[\]]+$/.test(host)
     ? `http://${host}`
     : base;
-  // The usual origin-form target ("/path?query") is joined as text, which
-  // Request parses once; anything else (absolute-form) goes through URL.
+  // An origin-form target ("/path?query") is joined as text, which Request
+  // parses once, and stays the path as sent: "//admin/x" is a path, never an
+  // authority. Anything else (absolute-form) goes through URL.
   const target = incoming.url ?? "/";
-  const url = target.startsWith("/") && !target.startsWith("//")
+  const url = target.startsWith("/")
     ? origin + target
     : new URL(target, origin).href;
   const headers = new Headers();
@@ -95,6 +101,91 @@ export function toRequest(
 function hasNoBody(method: string | undefined, status: number): boolean {
   return method === "HEAD" || status === 204 || status === 304 ||
     (status >= 100 && status < 200);
+}
+
+/**
+ * Response headers that describe this hop's connection and framing, not the
+ * response: the server frames every response by the bytes it actually sends.
+ * A Response from `fetch()` keeps its upstream's compressed
+ * `content-length` over a decoded body; copied, it would let the rest of the
+ * body pass for the next response on a keep-alive connection.
+ */
+const HOP_BY_HOP = new Set([
+  "connection",
+  "content-length",
+  "keep-alive",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+/** A response head, every part checked as node:http will check it. */
+interface Head {
+  status: number;
+  statusText: string;
+  headers: [name: string, value: string | string[]][];
+  /** `content-length` as the handler gave it, for a HEAD response only. */
+  headLength: string | null;
+}
+
+/**
+ * The head to write for `response`. Throws (a TypeError with code
+ * ERR_INVALID_CHAR, as node:http's own checks) before anything is written
+ * when a header or the status text holds a byte HTTP/1.1 cannot carry: the
+ * Web's Headers refuse only NUL, CR and LF.
+ */
+function checkedHead(response: Response, method: string | undefined): Head {
+  const headers: Head["headers"] = [];
+  let headLength: string | null = null;
+  let close = false;
+  for (const [name, value] of response.headers) {
+    if (name === "set-cookie") continue;
+    if (HOP_BY_HOP.has(name)) {
+      if (name === "connection" && /(^|,)\s*close\s*($|,)/i.test(value)) {
+        close = true;
+      }
+      if (
+        name === "content-length" && method === "HEAD" && /^\d+$/.test(value)
+      ) {
+        headLength = value;
+      }
+      continue;
+    }
+    validateHeaderName(name);
+    validateHeaderValue(name, value);
+    headers.push([name, value]);
+  }
+  const cookies = response.headers.getSetCookie();
+  if (cookies.length > 0) {
+    for (const cookie of cookies) validateHeaderValue("set-cookie", cookie);
+    headers.push(["set-cookie", cookies]);
+  }
+  if (close) headers.push(["connection", "close"]);
+  if (response.statusText) {
+    validateHeaderValue("status text", response.statusText);
+  }
+  return {
+    status: response.status,
+    statusText: response.statusText,
+    headers,
+    headLength,
+  };
+}
+
+/** Writes a checked head (nothing in it can throw any more). */
+function writeHead(
+  outgoing: ServerResponse,
+  head: Head,
+  contentLength: number | string | null,
+): void {
+  outgoing.statusCode = head.status;
+  if (head.statusText) outgoing.statusMessage = head.statusText;
+  for (const [name, value] of head.headers) outgoing.setHeader(name, value);
+  if (contentLength !== null) {
+    outgoing.setHeader("content-length", contentLength);
+  }
 }
 
 /** Resolves when `outgoing` may be written again, or is gone. */
@@ -122,38 +213,51 @@ function notReadySoon(): Promise<typeof NOT_READY> {
   return Promise.resolve().then(() => {}).then(() => {}).then(() => NOT_READY);
 }
 
+/** A body chunk, which must be bytes (as Deno.serve and Bun.serve require). */
+function bytes(value: unknown): Uint8Array {
+  if (value instanceof Uint8Array) return value;
+  throw new TypeError("a response body chunk is not a Uint8Array");
+}
+
 /**
  * Writes a Web `Response` to a node:http response: status, headers (every
  * `set-cookie` kept apart), and the body as a stream that waits for the
- * client to take each chunk before reading the next.
+ * client to take each chunk before reading the next. The response is framed
+ * by the bytes it carries — a `content-length` of one chunk's size, or
+ * chunked encoding — never by a length the Response claims.
+ *
+ * Rejects only while nothing has been written (a header node:http refuses,
+ * a body that fails before its first chunk): the caller may still answer
+ * otherwise. Once the head is out, a failure destroys the response — the
+ * client must not take a cut body for whole — and the promise resolves.
  */
 export async function writeResponse(
   outgoing: ServerResponse,
   response: Response,
   method: string | undefined,
 ): Promise<void> {
-  outgoing.statusCode = response.status;
-  if (response.statusText) outgoing.statusMessage = response.statusText;
-  for (const [name, value] of response.headers) {
-    if (name !== "set-cookie") outgoing.setHeader(name, value);
-  }
-  const cookies = response.headers.getSetCookie();
-  if (cookies.length > 0) outgoing.setHeader("set-cookie", cookies);
+  const head = checkedHead(response, method);
   const body = response.body;
   if (body === null || hasNoBody(method, response.status)) {
     body?.cancel().catch(() => {});
+    const length = head.headLength ??
+      (hasNoBody(method, response.status) ? null : 0);
+    writeHead(outgoing, head, length);
     outgoing.end();
     return;
   }
   const reader = body.getReader();
   let finished = false;
+  let started = false;
   try {
     const first = await reader.read();
     if (first.done) {
-      finished = true;
+      finished = started = true;
+      writeHead(outgoing, head, 0);
       outgoing.end();
       return;
     }
+    const firstBytes = bytes(first.value);
     // A body made of one chunk (a string, bytes) is whole once its stream
     // says done without waiting for a producer: send it in one write with a
     // content-length, as node:http's own end(data) does, instead of chunked
@@ -162,17 +266,14 @@ export async function writeResponse(
     const next = reader.read();
     const ready = await Promise.race([next, notReadySoon()]);
     if (ready !== NOT_READY && ready.done) {
-      finished = true;
-      if (
-        !outgoing.hasHeader("content-length") &&
-        !outgoing.hasHeader("transfer-encoding")
-      ) {
-        outgoing.setHeader("content-length", first.value.byteLength);
-      }
-      outgoing.end(first.value);
+      finished = started = true;
+      writeHead(outgoing, head, firstBytes.byteLength);
+      outgoing.end(firstBytes);
       return;
     }
-    if (!outgoing.write(first.value)) await writable(outgoing);
+    started = true;
+    writeHead(outgoing, head, null);
+    if (!outgoing.write(firstBytes)) await writable(outgoing);
     let pending: typeof next | undefined = next;
     while (!outgoing.destroyed) {
       const { done, value } = await (pending ?? reader.read());
@@ -181,10 +282,12 @@ export async function writeResponse(
         finished = true;
         break;
       }
-      if (!outgoing.write(value)) await writable(outgoing);
+      if (!outgoing.write(bytes(value))) await writable(outgoing);
     }
     if (finished) outgoing.end();
   } catch (error) {
+    // Nothing of this response is out: the caller answers instead.
+    if (!started) throw error;
     // The body failed midway: the client must not take a cut body for whole.
     outgoing.destroy(error instanceof Error ? error : new Error(String(error)));
   } finally {

@@ -1,5 +1,7 @@
 /**
- * The peer-aware HTTP server behind `serve`.
+ * The peer-aware HTTP server behind `serve` and `serveNode`: listening,
+ * reading each connection's peer at accept, the policy, and the deadlines and
+ * quotas that keep any one peer from holding the server.
  *
  * The identity is read once per connection, synchronously, in the accept
  * callback — before the runtime has read a byte of the request from the
@@ -13,7 +15,10 @@
  * fds in its "connection" event (Deno closes connections that are fed to it
  * from outside, breaking keep-alive); Bun's node:http sockets carry no fd, so
  * a node:net server accepts, reads the identity, and hands each socket over
- * with `emit("connection")`.
+ * with `emit("connection")` — which also loses node:http's own timeouts
+ * there. So the deadlines are the server's own, the same in every runtime:
+ * one timer sweeps all connections a few times per shortest deadline, and a
+ * request costs a clock read, not a timer.
  *
  * @module
  */
@@ -27,68 +32,31 @@ import {
   withSocketFd,
 } from "../mod.ts";
 import { detectRuntime } from "../ffi/runtime.ts";
+import { listening, listenOnPath } from "../src/unix_listen.ts";
+import { describeError, rateLimitedLog, type ServerLog } from "./log.ts";
 import {
-  checkSocketMode,
-  listening,
-  listenOnPath,
-} from "../src/unix_listen.ts";
-import { toRequest, writeResponse } from "./http.ts";
-import { compilePolicy, type Peer, type PeerPolicy } from "./policy.ts";
-
-/** Where a server listens, or where a request came from. */
-export type ServeAddr =
-  | { transport: "unix"; path: string }
-  | { transport: "tcp"; hostname: string; port: number };
-
-/** What a handler receives besides the request. */
-export interface ServeHandlerInfo {
-  /** The peer of the connection the request came on, read at accept. */
-  readonly peer: Peer;
-  /** The client's address: the socket path for UNIX sockets, host and port for TCP. */
-  readonly remoteAddr: ServeAddr;
-}
-
-/** A fetch-style handler: a Web Request in, a Response (or a promise of one) out. */
-export type ServeHandler = (
-  request: Request,
-  info: ServeHandlerInfo,
-) => Response | Promise<Response>;
-
-/** Options of `serve`: exactly one of `path`, `fd` or `port`. */
-export interface ServeOptions {
-  /** A UNIX socket path to create (a stale socket there is replaced; anything else is refused). */
-  path?: string;
-  /** An inherited listening socket, e.g. from `listenFds()`. */
-  fd?: number;
-  /** A TCP port (0: any free one), for labeled networking. */
-  port?: number;
-  /** With `port`: the address to bind (default `127.0.0.1`). */
-  hostname?: string;
-  /** With `path`: the socket file's mode (e.g. `0o660`), set before anyone can connect. */
-  mode?: number;
-  /** Who may make requests; absent: everyone who can connect. */
-  allow?: PeerPolicy;
-  /** Called once listening, with the address. */
-  onListen?: (addr: ServeAddr) => void;
-  /** Turns a handler's failure into a response (default: 500, logged). */
-  onError?: (
-    error: unknown,
-    request: Request,
-  ) => Response | Promise<Response>;
-  /** Called when the policy refuses a peer (for audit logs). */
-  onDenied?: (peer: Peer, request: Request) => void;
-  /** Shuts the server down when aborted. */
-  signal?: AbortSignal;
-}
+  DENIED_CONNECTIONS_PER_UID,
+  type Limits,
+  type ListenOptions,
+  type ServeAddr,
+  type ServeHandlerInfo,
+} from "./options.ts";
+import { compilePolicy, type Peer } from "./policy.ts";
 
 /** A running server. */
 export interface PeerServer {
-  /** Where it listens (a promise until it does). */
+  /** Where it listens (`null` until it does: await `ready`). */
   readonly addr: ServeAddr | null;
+  /**
+   * Resolves with the address once the server listens; rejects as `finished`
+   * does when it cannot.
+   */
+  readonly ready: Promise<ServeAddr>;
   /** Settles when the server has shut down; rejects when it could not listen. */
   readonly finished: Promise<void>;
   /**
-   * Stops accepting, lets in-flight requests finish, closes idle keep-alive
+   * Stops accepting, lets in-flight requests finish (for at most
+   * `shutdownTimeout`, then closes what is left), closes idle keep-alive
    * connections, and removes the socket file it created. Resolves as
    * `finished` does.
    */
@@ -97,64 +65,48 @@ export interface PeerServer {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+/**
+ * Where a connection is in its life, for its deadline:
+ * - `headers`: waiting for a request's header block (`headersTimeout` for
+ *   the first, `keepAliveTimeout` for later ones);
+ * - `body`: a request whose body has not arrived whole (`requestTimeout`);
+ * - `response`: the handler and the response (no deadline while the peer
+ *   takes what is written; `requestTimeout` once it stops);
+ * - `denied`: a refused peer (`deniedTimeout` from accept, never extended).
+ */
+type Phase = "headers" | "body" | "response" | "denied";
+
 /** What a connection carries from accept on. */
-interface Connection {
+export interface Connection {
+  readonly socket: net.Socket;
   readonly info: ServeHandlerInfo;
   readonly allowed: boolean;
+  /** The quota it counts against: its uid, or its address on TCP. */
+  readonly quotaKey: string;
   inFlight: number;
+  phase: Phase;
+  /** `performance.now()` after which the sweep closes it. */
+  deadline: number;
+  /** The newest request, while its body is on the way. */
+  request: http.IncomingMessage | null;
+  /** `socket.bytesRead` when the deadline was set: more means a request began. */
+  bytesReadBefore: number;
+  /** `socket.bytesWritten` at the last sweep, to see a peer that stopped reading. */
+  bytesWrittenBefore: number;
+  /** The 403 was sent: any further request on it is dropped. */
+  refused: boolean;
 }
 
-function checkOptions(options: ServeOptions, handler: ServeHandler): void {
-  if (options === null || typeof options !== "object") {
-    throw new TypeError("serve takes an options object");
-  }
-  if (typeof handler !== "function") {
-    throw new TypeError("serve needs a handler function");
-  }
-  const given = (["path", "fd", "port"] as const).filter((key) =>
-    options[key] !== undefined
-  );
-  if (given.length !== 1) {
-    throw new TypeError(
-      `serve takes exactly one of path, fd or port (got ${
-        given.join(", ") || "none"
-      })`,
-    );
-  }
-  if (options.path !== undefined) {
-    if (typeof options.path !== "string" || options.path === "") {
-      throw new TypeError("path must be a non-empty string");
-    }
-  }
-  if (options.fd !== undefined) {
-    if (
-      typeof options.fd !== "number" || !Number.isInteger(options.fd) ||
-      options.fd < 0
-    ) {
-      throw new RangeError("fd must be a non-negative integer");
-    }
-  }
-  if (options.port !== undefined) {
-    if (
-      typeof options.port !== "number" || !Number.isInteger(options.port) ||
-      options.port < 0 || options.port > 65535
-    ) {
-      throw new RangeError("port must be an integer from 0 to 65535");
-    }
-  }
-  if (options.hostname !== undefined && options.port === undefined) {
-    throw new TypeError("hostname goes with port");
-  }
-  if (options.mode !== undefined) {
-    if (options.path === undefined) throw new TypeError("mode goes with path");
-    checkSocketMode(options.mode);
-  }
-  for (const name of ["onListen", "onError", "onDenied"] as const) {
-    if (options[name] !== undefined && typeof options[name] !== "function") {
-      throw new TypeError(`${name} must be a function`);
-    }
-  }
-}
+/**
+ * Serves one request of an allowed connection: the entry's own handling
+ * (`serve`'s Web Request/Response, `serveNode`'s request listener). It must
+ * not throw; a rejection it returns is logged and the connection closed.
+ */
+export type RequestHandler = (
+  incoming: http.IncomingMessage,
+  outgoing: http.ServerResponse,
+  connection: Connection,
+) => void | Promise<void>;
 
 /**
  * The peer of an accepted socket, read now (getPeerInfo: a TCP peer has no
@@ -209,32 +161,31 @@ async function preparePath(path: string): Promise<void> {
   unlinkSync(path);
 }
 
-/** A 403 or 500 with a short plain-text body. */
-function plain(status: number, text: string, close = false): Response {
-  const headers: Record<string, string> = {
-    "content-type": "text/plain; charset=utf-8",
-  };
-  if (close) headers.connection = "close";
-  return new Response(`${text}\n`, { status, headers });
-}
+/** The answer to every request of a refused peer. */
+const FORBIDDEN_BODY = "Forbidden: this peer is not allowed\n";
 
-function defaultOnError(error: unknown): Response {
-  console.error("peersec serve: the handler failed:", error);
-  return plain(500, "Internal Server Error");
-}
+/** Sent to a peer whose request header block did not arrive in time. */
+const REQUEST_TIMEOUT_RESPONSE = "HTTP/1.1 408 Request Timeout\r\n" +
+  "Connection: close\r\nContent-Length: 0\r\n\r\n";
 
-/** See `serve` in serve.ts. */
-export function startServer(
-  options: ServeOptions,
-  handler: ServeHandler,
+/**
+ * Starts a server for an entry point: listens as `options` say, reads every
+ * connection's peer at accept, refuses denied peers (403, once per
+ * connection `onDenied`), and hands each allowed request to `handle`.
+ * `options` and `limits` are checked by the entry (checkListenOptions).
+ */
+export function startPeerServer(
+  options: ListenOptions,
+  limits: Limits,
+  handle: RequestHandler,
+  log: ServerLog = rateLimitedLog(),
 ): PeerServer {
-  checkOptions(options, handler);
   // A server that cannot read peers fails now, with the error that says what
   // to do (npm install koffi, --allow-ffi), not with every connection later.
   assertAvailable();
   const allowed = compilePolicy(options.allow);
-  const onError = options.onError ?? defaultOnError;
   const connections = new Map<net.Socket, Connection>();
+  const perQuotaKey = new Map<string, number>();
   let addr: ServeAddr | null = null;
   let createdInode: number | null = null;
   let closing = false;
@@ -243,82 +194,129 @@ export function startServer(
     const connection = connections.get(incoming.socket as net.Socket);
     if (connection === undefined) {
       // Never a request without the identity of its connection.
-      outgoing.statusCode = 500;
-      outgoing.setHeader("connection", "close");
-      outgoing.end();
-      return;
-    }
-    connection.inFlight++;
-    const aborter = new AbortController();
-    outgoing.once("close", () => {
-      // Closed before the response was complete: the client went away.
-      if (!outgoing.writableFinished) aborter.abort();
-      connection.inFlight--;
-      if (closing && connection.inFlight === 0) {
-        (incoming.socket as net.Socket).end();
-      }
-    });
-    void respond(incoming, outgoing, connection, aborter.signal);
-  });
-
-  async function respond(
-    incoming: http.IncomingMessage,
-    outgoing: http.ServerResponse,
-    connection: Connection,
-    signal: AbortSignal,
-  ): Promise<void> {
-    if (closing) outgoing.setHeader("connection", "close");
-    let request: Request;
-    try {
-      request = toRequest(incoming, "http://localhost", signal);
-    } catch {
-      await writeResponse(outgoing, plain(400, "Bad Request"), incoming.method);
+      outgoing.destroy();
+      incoming.socket?.destroy();
       return;
     }
     if (!connection.allowed) {
-      try {
-        options.onDenied?.(connection.info.peer, request);
-      } catch (error) {
-        console.error("peersec serve: onDenied failed:", error);
-      }
-      await writeResponse(
-        outgoing,
-        plain(403, "Forbidden: this peer is not allowed", true),
-        incoming.method,
-      );
+      refuse(connection, outgoing);
       return;
     }
-    let response: Response;
-    try {
-      response = await handler(request, connection.info);
-      if (!(response instanceof Response)) {
-        throw new TypeError("the handler did not return a Response");
-      }
-    } catch (error) {
-      try {
-        response = await onError(error, request);
-        if (!(response instanceof Response)) throw new TypeError("onError");
-      } catch (secondError) {
-        console.error("peersec serve: onError failed:", secondError);
-        response = plain(500, "Internal Server Error");
-      }
+    connection.inFlight++;
+    if (incoming.complete) {
+      connection.phase = "response";
+      connection.request = null;
+      connection.deadline = Infinity;
+    } else {
+      connection.phase = "body";
+      connection.request = incoming;
+      connection.deadline = performance.now() + limits.requestTimeout;
     }
-    await writeResponse(outgoing, response, incoming.method);
+    connection.bytesWrittenBefore = connection.socket.bytesWritten;
+    if (closing) outgoing.setHeader("connection", "close");
+    outgoing.once("close", () => finishRequest(connection));
+    let result;
+    try {
+      result = handle(incoming, outgoing, connection);
+    } catch (error) {
+      failed(connection, error);
+      return;
+    }
+    if (result !== undefined) {
+      result.catch((error) => failed(connection, error));
+    }
+  });
+  // node:http's own deadlines exist only where it accepts the connections
+  // itself (not behind Bun's front) and are checked every 30 s: the sweep
+  // below keeps them instead, alike everywhere.
+  httpServer.headersTimeout = 0;
+  httpServer.requestTimeout = 0;
+  httpServer.keepAliveTimeout = limits.keepAliveTimeout;
+
+  /** A handler's failure that escaped it: logged, the connection closed. */
+  function failed(connection: Connection, error: unknown): void {
+    log(
+      "handler",
+      `a request failed; its connection closed: ${describeError(error)}`,
+    );
+    connection.socket.destroy();
+  }
+
+  /** The 403 for the first request of a refused connection; then closed. */
+  function refuse(connection: Connection, outgoing: http.ServerResponse) {
+    if (connection.refused) {
+      outgoing.destroy();
+      return;
+    }
+    connection.refused = true;
+    outgoing.writeHead(403, {
+      "content-type": "text/plain; charset=utf-8",
+      "content-length": Buffer.byteLength(FORBIDDEN_BODY),
+      connection: "close",
+    });
+    // Closed once sent; the sweep ends it at deniedTimeout if the peer lingers.
+    outgoing.end(FORBIDDEN_BODY, () => connection.socket.end());
+  }
+
+  function finishRequest(connection: Connection): void {
+    connection.inFlight--;
+    if (connection.inFlight > 0) return;
+    if (closing) {
+      connection.socket.end();
+      return;
+    }
+    connection.phase = "headers";
+    connection.request = null;
+    connection.deadline = performance.now() + limits.keepAliveTimeout;
+    connection.bytesReadBefore = connection.socket.bytesRead;
   }
 
   /** At accept: the identity, once, before any byte of a request is read. */
   function accept(socket: net.Socket): boolean {
-    let peer: Peer;
-    try {
-      peer = readPeer(socket);
-    } catch (error) {
-      console.error(
-        "peersec serve: could not read a connection's peer; refused:",
-        error,
+    if (closing) {
+      socket.destroy();
+      return false;
+    }
+    if (connections.size >= limits.maxConnections) {
+      log(
+        "capacity",
+        `a connection was refused: maxConnections (${limits.maxConnections}) are open`,
       );
       socket.destroy();
       return false;
     }
+    let peer: Peer;
+    try {
+      peer = readPeer(socket);
+    } catch (error) {
+      log(
+        "read",
+        `could not read a connection's peer; refused: ${describeError(error)}`,
+      );
+      socket.destroy();
+      return false;
+    }
+    const isAllowed = allowed(peer);
+    const quotaKey = peer.uid !== null
+      ? `uid ${peer.uid}`
+      : `address ${socket.remoteAddress}`;
+    const held = perQuotaKey.get(quotaKey) ?? 0;
+    const quota = isAllowed
+      ? limits.maxConnectionsPerUid
+      : Math.min(DENIED_CONNECTIONS_PER_UID, limits.maxConnectionsPerUid);
+    if (held >= quota) {
+      log(
+        "quota",
+        `a connection was refused: ${quotaKey} holds ${held} (${
+          isAllowed
+            ? "maxConnectionsPerUid"
+            : "the most a refused peer may hold"
+        })`,
+      );
+      socket.destroy();
+      return false;
+    }
+    perQuotaKey.set(quotaKey, held + 1);
     const remoteAddr: ServeAddr = socket.remotePort === undefined
       ? { transport: "unix", path: addr?.transport === "unix" ? addr.path : "" }
       : {
@@ -326,15 +324,93 @@ export function startServer(
         hostname: socket.remoteAddress ?? "",
         port: socket.remotePort,
       };
-    connections.set(socket, {
+    const connection: Connection = {
+      socket,
       info: Object.freeze({ peer, remoteAddr }),
-      allowed: allowed(peer),
+      allowed: isAllowed,
+      quotaKey,
       inFlight: 0,
+      phase: isAllowed ? "headers" : "denied",
+      deadline: performance.now() +
+        (isAllowed ? limits.headersTimeout : limits.deniedTimeout),
+      request: null,
+      bytesReadBefore: 0,
+      bytesWrittenBefore: 0,
+      refused: false,
+    };
+    connections.set(socket, connection);
+    socket.once("close", () => {
+      connections.delete(socket);
+      const count = perQuotaKey.get(quotaKey)! - 1;
+      if (count === 0) perQuotaKey.delete(quotaKey);
+      else perQuotaKey.set(quotaKey, count);
     });
-    socket.once("close", () => connections.delete(socket));
-    if (closing) socket.end();
+    if (!isAllowed && options.onDenied !== undefined) {
+      try {
+        options.onDenied(peer, connection.info);
+      } catch (error) {
+        log("onDenied", `onDenied failed: ${describeError(error)}`);
+      }
+    }
     return true;
   }
+
+  /** Closes the connections whose deadline has passed. */
+  function sweep(): void {
+    const now = performance.now();
+    for (const connection of connections.values()) {
+      const { socket } = connection;
+      if (connection.phase === "body" && connection.request!.complete) {
+        connection.phase = "response";
+        connection.request = null;
+        connection.deadline = Infinity;
+      }
+      if (connection.phase === "response") {
+        // Only a peer that leaves written bytes unread is timed, from when it
+        // stopped taking them; a slow handler is the application's business.
+        const written = socket.bytesWritten;
+        if (
+          socket.writableLength === 0 ||
+          written !== connection.bytesWrittenBefore
+        ) {
+          connection.bytesWrittenBefore = written;
+          connection.deadline = Infinity;
+        } else if (connection.deadline === Infinity) {
+          connection.deadline = now + limits.requestTimeout;
+        }
+      }
+      if (now < connection.deadline) continue;
+      if (
+        connection.phase === "headers" &&
+        socket.bytesRead > connection.bytesReadBefore
+      ) {
+        // Part of a request came: say why it is closed, as node:http does.
+        socket.end(REQUEST_TIMEOUT_RESPONSE);
+        // A peer that reads nothing is destroyed at the next deadline.
+        connection.phase = "denied";
+        connection.deadline = now + limits.deniedTimeout;
+        connection.bytesReadBefore = Infinity;
+        continue;
+      }
+      socket.destroy();
+    }
+  }
+  const sweepInterval = Math.max(
+    10,
+    Math.min(
+      1000,
+      Math.floor(
+        Math.min(
+          limits.headersTimeout,
+          limits.keepAliveTimeout,
+          limits.requestTimeout,
+          limits.deniedTimeout,
+        ) / 4,
+      ),
+    ),
+  );
+  const sweeper = setInterval(sweep, sweepInterval);
+  (sweeper as { unref?: () => void }).unref?.();
 
   // Bun's node:http sockets have no fd: accept with node:net and hand over.
   const front = detectRuntime() === "bun";
@@ -357,12 +433,13 @@ export function startServer(
     rejectFinished = reject;
   });
 
-  async function listen(): Promise<void> {
+  async function listen(): Promise<ServeAddr> {
+    let listeningAddr: ServeAddr;
     if (options.path !== undefined) {
       await preparePath(options.path);
       await listenOnPath(listener, options.path, options.mode);
       createdInode = lstatSync(options.path).ino;
-      addr = { transport: "unix", path: options.path };
+      listeningAddr = { transport: "unix", path: options.path };
     } else {
       await listening(
         listener,
@@ -371,23 +448,31 @@ export function startServer(
           : [options.port!, options.hostname ?? "127.0.0.1"],
       );
       const address = listener.address();
-      addr = address !== null && typeof address === "object"
+      listeningAddr = address !== null && typeof address === "object"
         ? { transport: "tcp", hostname: address.address, port: address.port }
         : {
           transport: "unix",
           path: typeof address === "string" ? address : "",
         };
     }
+    addr = listeningAddr;
+    // An accept that fails (EMFILE at the fd limit) is an "error" event: one
+    // line, rate-limited; the server goes on.
+    listener.on("error", (error) => {
+      log("accept", `accepting a connection failed: ${describeError(error)}`);
+    });
     listener.once("close", () => {
+      clearInterval(sweeper);
       removeSocketFile();
       resolveFinished();
     });
     try {
-      options.onListen?.(addr);
+      options.onListen?.(listeningAddr);
     } catch (error) {
       // The server listens: a failing callback must not say otherwise.
-      console.error("peersec serve: onListen failed:", error);
+      log("onListen", `onListen failed: ${describeError(error)}`);
     }
+    return listeningAddr;
   }
 
   function removeSocketFile(): void {
@@ -403,20 +488,36 @@ export function startServer(
     }
   }
 
-  const listened = listen().catch((error) => {
+  // A failure to listen rejects both promises. `ready` never counts as an
+  // unhandled rejection by itself, and `finished` does not either once
+  // `ready` was asked for; nobody asking for either still surfaces the error.
+  let readyAsked = false;
+  const ready = listen();
+  ready.catch((error) => {
+    clearInterval(sweeper);
+    if (readyAsked) finished.catch(() => {});
     rejectFinished(error);
   });
 
   async function shutdown(): Promise<void> {
     if (!closing) {
       closing = true;
-      await listened;
-      if (addr === null) return finished.catch(() => {});
+      try {
+        await ready;
+      } catch {
+        return finished.catch(() => {});
+      }
       listener.close();
       if (front) httpServer.close();
       for (const [socket, connection] of connections) {
         if (connection.inFlight === 0) socket.end();
       }
+      // What is still open when the grace ends is closed: a half-sent
+      // request, an unread response or a hung handler cannot hold shutdown.
+      const grace = setTimeout(() => {
+        for (const socket of connections.keys()) socket.destroy();
+      }, limits.shutdownTimeout);
+      finished.then(() => clearTimeout(grace), () => clearTimeout(grace));
     }
     return finished;
   }
@@ -433,6 +534,10 @@ export function startServer(
   return {
     get addr() {
       return addr;
+    },
+    get ready() {
+      readyAsked = true;
+      return ready;
     },
     finished,
     shutdown,
