@@ -148,6 +148,20 @@ function closeOwn(reader: PeerSecReader, fd: number): void {
   }
 }
 
+/**
+ * The callback handed back the duplicate's number: it is closed as the
+ * callback returns, and the kernel gives the number to the next file opened —
+ * a later read through it would reach another connection.
+ */
+function returnedDuplicate(fd: number): TypeError {
+  return new TypeError(
+    `withSocketFd's callback returned its fd (${fd}), a duplicate that ` +
+      "withSocketFd closes when the callback returns (or its promise " +
+      "settles), so the number may name another connection next: use the " +
+      "fd inside the callback, and return what was read through it",
+  );
+}
+
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (typeof value === "object" || typeof value === "function") &&
     value !== null && typeof (value as { then?: unknown }).then === "function";
@@ -158,7 +172,9 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
  * a duplicate that this function owns and closes when `use` returns, throws,
  * or — when `use` returns a promise or any thenable — once that settles. So a
  * read after an `await` still reads the same connection, even if the runtime
- * closed the socket and its number went to a new peer meanwhile.
+ * closed the socket and its number went to a new peer meanwhile. A callback
+ * that returns (or resolves to) the duplicate's number is refused with a
+ * TypeError: that number is closed by the time anyone could use it.
  */
 export function withFoundSocketFd<T>(
   reader: PeerSecReader,
@@ -186,6 +202,7 @@ export function withFoundSocketFd<T>(
   }
   if (!isThenable(result)) {
     closeOwn(reader, fd);
+    if (result === fd) throw returnedDuplicate(fd);
     return result;
   }
   // Settled through then(), not finally(): a thenable need not have finally,
@@ -193,6 +210,7 @@ export function withFoundSocketFd<T>(
   return Promise.resolve(result).then(
     (value) => {
       closeOwn(reader, fd);
+      if (value === fd) throw returnedDuplicate(fd);
       return value;
     },
     (error) => {

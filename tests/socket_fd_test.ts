@@ -68,13 +68,54 @@ test(`${runtime}: a node:net UNIX socket gives its own fd; withSocketFd a duplic
     const fd = socketFd(socket);
     assert.equal(getPeerCredentials(fd).pid, process.pid);
     const before = openFdCount();
-    const inner = withSocketFd(socket, (inner) => {
+    let inner = -1;
+    const pid = withSocketFd(socket, (duplicate) => {
       assert.equal(openFdCount(), before + 1, "a duplicate is open");
-      assert.equal(getPeerCredentials(inner).pid, process.pid);
-      return inner;
+      inner = duplicate;
+      return getPeerCredentials(duplicate).pid;
     });
+    assert.equal(pid, process.pid);
     assert.notEqual(inner, fd, "the callback gets a duplicate of its own");
     assert.equal(openFdCount(), before, "closed after the callback");
+  });
+});
+
+test(`${runtime}: withSocketFd refuses a callback that hands back its fd, which is closed by then`, async () => {
+  await withConnection("unix", async (socket) => {
+    const before = openFdCount();
+    const refused = (error: unknown) => {
+      assert.ok(error instanceof TypeError, String(error));
+      assert.match(
+        error.message,
+        /callback returned its fd \(\d+\), a duplicate that withSocketFd closes when the callback returns/,
+      );
+      return true;
+    };
+    assert.throws(() => withSocketFd(socket, (fd) => fd), refused);
+    assert.equal(openFdCount(), before, "closed all the same");
+    await assert.rejects(
+      withSocketFd(socket, async (fd) => {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        return fd;
+      }),
+      refused,
+    );
+    await assert.rejects(
+      Promise.resolve(withSocketFd(socket, (fd) => ({
+        then(resolve: (value: number) => void) {
+          setTimeout(() => resolve(fd), 5);
+        },
+      }))),
+      refused,
+    );
+    assert.equal(openFdCount(), before, "no duplicate left open");
+    // Any other number is the callback's business.
+    let duplicate = -1;
+    const other = withSocketFd(socket, (fd) => {
+      duplicate = fd;
+      return fd + 1;
+    });
+    assert.equal(other, duplicate + 1);
   });
 });
 
@@ -188,9 +229,9 @@ if (runtime === "deno") {
         // TCP carries no credentials: the kernel's answer shows fd is the TCP
         // connection.
         assert.throws(() => getPeerCredentials(fd), codeIs("ENODATA"));
-        return fd;
+        return "read";
       });
-      assert.ok(seen >= 0);
+      assert.equal(seen, "read");
       assert.equal(openFdCount(), before, "closed after a return");
       assert.throws(() =>
         withSocketFd(socket, () => {
@@ -200,9 +241,9 @@ if (runtime === "deno") {
       const value = await withSocketFd(socket, async (fd) => {
         await new Promise((resolve) => setTimeout(resolve, 10));
         assert.equal(openFdCount(), before + 1, "still open while awaiting");
-        return fd;
+        return fd >= 0;
       });
-      assert.ok(value >= 0);
+      assert.equal(value, true);
       assert.equal(openFdCount(), before, "closed after the promise settled");
     });
   });
@@ -213,9 +254,10 @@ if (runtime === "deno") {
       // TCP carries no credentials: the kernel's answer proves fd is a TCP socket.
       assert.throws(() => getPeerCredentials(fd), codeIs("ENODATA"));
       const before = openFdCount();
-      const inner = withSocketFd(socket, (inner) => {
-        assert.throws(() => getPeerCredentials(inner), codeIs("ENODATA"));
-        return inner;
+      let inner = -1;
+      withSocketFd(socket, (duplicate) => {
+        assert.throws(() => getPeerCredentials(duplicate), codeIs("ENODATA"));
+        inner = duplicate;
       });
       assert.notEqual(inner, fd, "a duplicate of its own");
       assert.equal(openFdCount(), before);
