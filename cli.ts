@@ -67,9 +67,31 @@ class CliFailure extends Error {
   }
 }
 
+/**
+ * What JSON.stringify leaves raw (it escapes C0 controls and lone surrogates)
+ * but a terminal obeys or lays out differently: DEL, the C1 controls (U+009B
+ * is CSI), bidirectional marks, embeddings, overrides and isolates, and the
+ * line and paragraph separators. A peer names its own executable and label.
+ */
+const RAW_FOR_TERMINAL =
+  /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * `value` as one line of JSON that is safe on a terminal: the characters of
+ * {@linkcode RAW_FOR_TERMINAL} as `\uXXXX`, which JSON reads back as the same
+ * characters (they can only occur inside strings).
+ */
+function jsonLine(value: unknown): string {
+  return JSON.stringify(value).replace(
+    RAW_FOR_TERMINAL,
+    (character) =>
+      `\\u${character.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
 /** One JSON object for a failure: `--json` output is JSON whatever happens. */
 function jsonError(code: string, message: string): string {
-  return JSON.stringify({ error: code, message });
+  return jsonLine({ error: code, message });
 }
 
 /** What a self-check's unreadable file means, in words that are true. */
@@ -174,7 +196,7 @@ function probeTcp(
               socket.remotePort ?? target.port,
             ),
         );
-        console.log(json ? JSON.stringify(peer) : formatNetworkPeer(peer));
+        console.log(json ? jsonLine(peer) : formatNetworkPeer(peer));
         resolve();
       } catch (error) {
         reject(error);
@@ -212,7 +234,7 @@ function probe(path: string, json: boolean): Promise<void> {
           borrowSocketFd(defaultReader, socket),
           "listener",
         );
-        console.log(json ? JSON.stringify(peer) : formatPeer(peer));
+        console.log(json ? jsonLine(peer) : formatPeer(peer));
         resolve();
       } catch (error) {
         reject(error);
@@ -244,8 +266,8 @@ function serve(
           borrowSocketFd(defaultReader, socket),
           "client",
         );
-        console.log(json ? JSON.stringify(peer) : `${formatPeer(peer)}\n`);
-        socket.end(JSON.stringify(peer) + "\n");
+        console.log(json ? jsonLine(peer) : `${formatPeer(peer)}\n`);
+        socket.end(jsonLine(peer) + "\n");
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
         const code = (error as { code?: string }).code ?? "ERR_CLIENT";
@@ -293,7 +315,7 @@ export async function main(args: string[]): Promise<number> {
   }
   if (rest.includes("--version") || rest.includes("-V")) {
     console.log(
-      json ? JSON.stringify({ version: VERSION }) : `peersec ${VERSION}`,
+      json ? jsonLine({ version: VERSION }) : `peersec ${VERSION}`,
     );
     return 0;
   }
@@ -318,7 +340,7 @@ export async function main(args: string[]): Promise<number> {
   try {
     if (command === "self" && operands.length === 0) {
       const report = selfCheck(defaultReader, currentEnvironment());
-      console.log(json ? JSON.stringify(report) : formatReport(report));
+      console.log(json ? jsonLine(report) : formatReport(report));
     } else if (command === "probe" || command === "serve") {
       if (operands.length !== 1 || operands[0] === "") {
         return usage(
@@ -337,9 +359,7 @@ export async function main(args: string[]): Promise<number> {
   } catch (error) {
     if (error instanceof PeerSecError) {
       if (json) {
-        console.log(
-          JSON.stringify({ error: error.code, message: error.message }),
-        );
+        console.log(jsonError(error.code, error.message));
       } else {
         console.error(`peersec: ${error.message} [${error.code}]`);
       }

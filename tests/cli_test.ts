@@ -565,6 +565,59 @@ for (const runtime of ["deno", "bun"] as const) {
     }
   });
 
+  test(`${runtime}: peersec serve --json escapes DEL, C1 and bidirectional controls in a peer's executable name (client run as another user)`, async () => {
+    const directory = temporaryDirectory();
+    const path = join(directory, "serve.sock");
+    // DEL, NEL, CSI + "2J", RLO, LRI, RLM, ALM, LS, PDI: JSON.stringify
+    // leaves every one of them raw.
+    const name =
+      "py\u007f\u0085\u009b2J\u202egpj.exe\u2066\u200f\u061c\u2028\u2069";
+    const evil = join(directory, name);
+    copyFileSync("/usr/bin/python3.11", evil);
+    chmodSync(evil, 0o755);
+    const script = join(directory, "unix_client.py");
+    copyFileSync(fixture("unix_client.py"), script);
+    chmodSync(script, 0o644);
+    const [command, ...args] = cliCommand(runtime, [
+      "serve",
+      path,
+      "--mode",
+      "0666",
+      "--json",
+    ], ["--allow-all"]);
+    const server = startProcess(command, args, { capture: true });
+    try {
+      await server.racing(waitFor(() => existsSync(path)));
+      const prefix = isRoot()
+        ? ["setpriv", "--reuid", "1234", "--regid", "1234", "--clear-groups"]
+        : [];
+      const client = startProcess(prefix[0] ?? evil, [
+        ...prefix.slice(1),
+        ...(prefix.length ? [evil] : []),
+        script,
+        path,
+      ]);
+      assert.equal((await client.exited).code, 0);
+      await server.racing(waitFor(() => server.stdout().includes("label")));
+      const out = server.stdout();
+      assert.doesNotMatch(
+        out,
+        /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufffd]/,
+        "none of those characters (nor a broken byte) reaches the terminal",
+      );
+      assert.match(
+        out,
+        /py\\u007f\\u0085\\u009b2J\\u202egpj\.exe\\u2066\\u200f\\u061c\\u2028\\u2069/,
+      );
+      const peer = JSON.parse(out.trim().split("\n")[0]);
+      assert.equal(peer.executable, evil, "JSON gives the name exactly");
+      if (isRoot()) assert.equal(peer.uid, 1234);
+    } finally {
+      await server.stop();
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+
   test(`${runtime}: peersec probe of a socket whose listener exited says so, and names no executable`, async () => {
     const directory = temporaryDirectory();
     const path = join(directory, "orphan.sock");
