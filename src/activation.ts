@@ -6,9 +6,17 @@
  *   - the variables count only when `LISTEN_PID` is this process and, when
  *     `LISTEN_PIDFDID` is set and this kernel can tell, that id is this
  *     process's pidfd inode: a pid alone can be reused;
+ *   - `LISTEN_FDS` is a count from 1 to INT_MAX − 3 (so that the last fd is
+ *     an int); 0 or more is EINVAL there, and an error here;
  *   - every passed fd is made close-on-exec, so that child processes do not
- *     inherit the listeners;
- *   - `LISTEN_FDNAMES` must name every fd, no more and no fewer.
+ *     inherit the listeners — first, before any check below can throw;
+ *   - every passed fd must be a socket. sd_listen_fds does not look, but in
+ *     a C program nothing else is open yet; in a JavaScript runtime the
+ *     runtime's own fds (its epoll fd first, in Deno, Bun and Node) follow
+ *     the passed ones, and a `LISTEN_FDS` that counts more than were passed
+ *     would hand them out as listeners;
+ *   - `LISTEN_FDNAMES` must name every fd, no more and no fewer; an empty
+ *     value is one empty name, as systemd splits it.
  *
  * The environment and this process's ids come from the runtime layer; this
  * module only decides.
@@ -21,6 +29,9 @@ import { PeerSecError } from "./errors.ts";
 
 /** The first passed fd: SD_LISTEN_FDS_START. */
 export const LISTEN_FDS_START = 3;
+
+/** The most fds `LISTEN_FDS` may count: the last one, 3 + n − 1, is an int. */
+export const MAX_LISTEN_FDS = 2 ** 31 - 1 - LISTEN_FDS_START;
 
 /** The variables socket activation uses, all removed by `unsetEnvironment`. */
 export const LISTEN_VARIABLES = [
@@ -84,6 +95,35 @@ function setCloseOnExec(reader: PeerSecReader, fd: number): void {
   }
 }
 
+/**
+ * Refuses an fd that is not a socket. Any SOL_SOCKET option answers on any
+ * socket and fails with ENOTSOCK elsewhere; SO_PEERCRED is in the constants
+ * of every architecture.
+ */
+function checkSocket(reader: PeerSecReader, fd: number): void {
+  const value = new Uint8Array(UCRED_SIZE);
+  const { SOL_SOCKET, SO_PEERCRED } = reader.constants.socket;
+  const { rc, errno } = reader.backend.getsockopt(
+    fd,
+    SOL_SOCKET,
+    SO_PEERCRED,
+    value,
+    UCRED_SIZE,
+  );
+  if (rc === -1) {
+    const code = reader.errnoName(errno);
+    throw new PeerSecError(
+      `LISTEN_FDS passes fd ${fd}, which is not a socket [${code}]: a FIFO ` +
+        "or file, or — when LISTEN_FDS counts more fds than were passed — one " +
+        "of the runtime's own, which follow the passed ones",
+      { code: "ERR_INVALID_ENVIRONMENT", errno, syscall: "getsockopt", fd },
+    );
+  }
+}
+
+/** `struct ucred`: pid, uid, gid. */
+const UCRED_SIZE = 12;
+
 /** See `listenFds` in mod.ts. */
 export function readListenFds(
   reader: PeerSecReader,
@@ -116,21 +156,43 @@ export function readListenFds(
     const own = env.ownPidfdId();
     if (own !== null && own !== BigInt(pidfdId)) return [];
   }
-  if (!/^\d+$/.test(count) || Number(count) > 65536) {
-    throw invalid(`LISTEN_FDS is not a count of fds: ${JSON.stringify(count)}`);
+  // sd_listen_fds: 0 is EINVAL (a manager that passes nothing sets nothing),
+  // and so is a count whose last fd would overflow an int.
+  const total = /^0*\d{1,10}$/.test(count) ? Number(count) : 0;
+  if (total < 1 || total > MAX_LISTEN_FDS) {
+    throw invalid(
+      `LISTEN_FDS is not a count of passed fds (1 to ${MAX_LISTEN_FDS}): ` +
+        JSON.stringify(count),
+    );
   }
-  const total = Number(count);
+  // Close-on-exec before anything can throw: a bad name list must not leave
+  // the listeners to child processes. The loop stops at the first fd that is
+  // not open (EBADF), so a huge count costs no more than the open fds; that
+  // failure waits until the fds before it are checked, so that the error
+  // names the first fd in order that is wrong (with too large a count: the
+  // runtime's first fd, not a later gap).
+  let end = LISTEN_FDS_START + total;
+  let notOpen: unknown = null;
+  for (let fd = LISTEN_FDS_START; fd < end; fd++) {
+    try {
+      setCloseOnExec(reader, fd);
+    } catch (error) {
+      notOpen = error;
+      end = fd;
+    }
+  }
+  for (let fd = LISTEN_FDS_START; fd < end; fd++) checkSocket(reader, fd);
+  if (notOpen !== null) throw notOpen;
+  // systemd splits without coalescing: "" is one empty name, "a:" two.
   const nameList = names === undefined ? null : names.split(":");
-  if (total > 0 && nameList !== null && nameList.length !== total) {
+  if (nameList !== null && nameList.length !== total) {
     throw invalid(
       `LISTEN_FDNAMES names ${nameList.length} fd(s), LISTEN_FDS passes ${total}: ` +
         JSON.stringify(names),
     );
   }
-  const fds = Array.from({ length: total }, (_, index) => ({
+  return Array.from({ length: total }, (_, index) => ({
     fd: LISTEN_FDS_START + index,
     name: nameList === null ? null : nameList[index],
   }));
-  for (const { fd } of fds) setCloseOnExec(reader, fd);
-  return fds;
 }
