@@ -167,12 +167,12 @@ export function describePeer(
 }
 
 /**
- * Control characters (C0, DEL, C1), Unicode bidirectional controls, and the
- * backslash that starts an escape: what could make text lie on a terminal.
+ * Control characters (C0, DEL, C1), Unicode bidirectional controls, the line
+ * and paragraph separators, and the backslash that starts an escape: what could make text lie on a terminal.
  */
 const UNSAFE_FOR_TERMINAL =
   // deno-lint-ignore no-control-regex -- matching control characters is the point
-  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\\]/g;
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\\]/g;
 
 /**
  * `text` safe to print on a terminal: every character in

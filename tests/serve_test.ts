@@ -5,23 +5,18 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import {
-  chmodSync,
-  copyFileSync,
   existsSync,
   lstatSync,
-  mkdtempSync,
   readFileSync,
   rmSync,
   writeFileSync,
 } from "node:fs";
 import net from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Hono } from "hono";
 import { PeerSecError } from "../mod.ts";
 import {
   type Peer,
-  peerMatches,
   type PeerServer,
   serve,
   type ServeOptions,
@@ -35,19 +30,10 @@ import {
   startProcess,
   SYSTEM_PYTHON,
 } from "./helpers.ts";
+import { asUser, curl, python, workspace } from "./serve_clients.ts";
 
 const runtime = detectRuntime();
 const me = procStatus(process.pid);
-
-/** A directory other users can enter, with the Python client copied in. */
-function workspace(): { directory: string; client: string; path: string } {
-  const directory = mkdtempSync(join(tmpdir(), "peersec-serve-"));
-  chmodSync(directory, 0o755);
-  const client = join(directory, "http_client.py");
-  copyFileSync(fixture("http_client.py"), client);
-  chmodSync(client, 0o644);
-  return { directory, client, path: join(directory, "http.sock") };
-}
 
 /** Starts a server and waits until it listens. */
 async function started(
@@ -64,61 +50,6 @@ async function started(
     }),
   ]);
   return server;
-}
-
-/** `setpriv` as another user, when this is root. */
-const asUser = (uid: number, groups = "") =>
-  isRoot()
-    ? [
-      "setpriv",
-      `--reuid=${uid}`,
-      `--regid=${uid}`,
-      groups ? `--groups=${groups}` : "--clear-groups",
-      "--",
-    ]
-    : [];
-
-interface ClientResult {
-  pid: number;
-  uid: number;
-  responses: {
-    status: number;
-    headers: [string, string][];
-    body?: string;
-    sha256?: string;
-    length?: number;
-  }[];
-}
-
-/** Runs the Python client (optionally as another user); resolves to its report. */
-async function python(
-  client: string,
-  path: string,
-  spec: unknown,
-  prefix: string[] = [],
-): Promise<ClientResult> {
-  const command = [
-    ...prefix,
-    SYSTEM_PYTHON,
-    client,
-    path,
-    JSON.stringify(spec),
-  ];
-  const child = startProcess(command[0], command.slice(1), {
-    capture: true,
-    timeoutMs: 120_000,
-  });
-  const { code } = await child.exited;
-  assert.equal(code, 0, `the client failed: ${child.stdout()}`);
-  return JSON.parse(child.stdout());
-}
-
-/** Runs curl; resolves to its pid, exit code and output. */
-async function curl(args: string[], prefix: string[] = []) {
-  const command = [...prefix, "curl", "-sS", ...args];
-  const child = startProcess(command[0], command.slice(1), { capture: true });
-  const { code } = await child.exited;
-  return { pid: child.pid, code, stdout: child.stdout() };
 }
 
 /** The pattern the Python client streams: byte i is i % 251. */
@@ -201,7 +132,11 @@ test(`${runtime} serve: curl gets its own identity; a peer under another uid is 
 test(`${runtime} serve: keep-alive — requests on one connection share one identity`, async () => {
   const { directory, client, path } = workspace();
   const connections = new Set<unknown>();
-  const server = await started({ path, mode: 0o666 }, (_request, info) => {
+  const server = await started({
+    path,
+    mode: 0o666,
+    allow: "everyone",
+  }, (_request, info) => {
     connections.add(info);
     return Response.json(identityOf(info.peer));
   });
@@ -228,7 +163,7 @@ test(`${runtime} serve: keep-alive — requests on one connection share one iden
 test(`${runtime} serve: no cross-talk — 8 client processes with distinct uids, 200 requests each, concurrently`, async () => {
   const { directory, client, path } = workspace();
   const server = await started(
-    { path, mode: 0o666 },
+    { path, mode: 0o666, allow: "everyone" },
     async (_request, info) => {
       // An await between accept and answer, as real handlers have.
       await new Promise((resolve) => setTimeout(resolve, Math.random() * 2));
@@ -537,7 +472,7 @@ test(`${runtime} serve: mode is the socket's from the start; a stale socket is r
 
 test(`${runtime} serve: TCP — no credentials (null, never made up), the label null here; a credential rule denies`, async () => {
   const open = await started(
-    { port: 0 },
+    { port: 0, allow: "everyone" },
     (_request, info) =>
       Response.json({ peer: info.peer, remote: info.remoteAddr }),
   );
@@ -674,45 +609,4 @@ test("serve refuses malformed options and rules at once", () => {
     );
   }
   assert.throws(() => serve({ path: "/tmp/a" }, "x" as never), TypeError);
-});
-
-test("peerMatches: any rule, every field; names resolved; missing data never matches", () => {
-  const root: Peer = {
-    pid: 10,
-    uid: 0,
-    gid: 0,
-    groups: [4, 27],
-    securityContext: "system_u:system_r:backup_t:s0",
-  };
-  const tcp: Peer = {
-    pid: null,
-    uid: null,
-    gid: null,
-    groups: null,
-    securityContext: null,
-  };
-  const apparmor: Peer = {
-    ...root,
-    securityContext: "a//&:ns:b//&c (mixed)",
-  };
-  assert.ok(peerMatches(root, [{ uid: 0 }]));
-  assert.ok(peerMatches(root, [{ user: "root" }]));
-  assert.ok(peerMatches(root, [{ group: 27 }]));
-  assert.ok(peerMatches(root, [{ group: 0 }]), "the primary gid counts");
-  assert.ok(peerMatches(root, [{ groupName: "root" }]));
-  assert.ok(peerMatches(root, [{ selinuxType: "backup_t" }]));
-  assert.ok(peerMatches(root, [{ label: /:backup_t:/g }]));
-  assert.ok(peerMatches(root, [{ label: /:backup_t:/g }]), "no RegExp state");
-  assert.ok(!peerMatches(root, [{ uid: 0, selinuxType: "sshd_t" }]));
-  assert.ok(peerMatches(root, [{ uid: 5 }, { selinuxType: "backup_t" }]));
-  assert.ok(!peerMatches(tcp, [{ uid: 0 }]));
-  assert.ok(!peerMatches(tcp, [{ group: 0 }]));
-  assert.ok(!peerMatches(tcp, [{ label: /.*/ }]));
-  assert.ok(peerMatches(apparmor, [{ apparmorProfile: "a" }]));
-  assert.ok(
-    !peerMatches(apparmor, [{ apparmorProfile: "c" }]),
-    "c is in ns, not the reader's namespace",
-  );
-  assert.ok(peerMatches(apparmor, [{ apparmorProfile: ":ns:c" }]));
-  assert.throws(() => peerMatches(root, [{}]), TypeError);
 });
