@@ -72,9 +72,10 @@ export interface PeerServer {
  * - `body`: a request whose body has not arrived whole (`requestTimeout`);
  * - `response`: the handler and the response (no deadline while the peer
  *   takes what is written; `requestTimeout` once it stops);
- * - `denied`: a refused peer (`deniedTimeout` from accept, never extended).
+ * - `denied`: a refused peer (`deniedTimeout` from accept, never extended);
+ * - `upgraded`: handed to `onUpgrade` (the application's from then on).
  */
-type Phase = "headers" | "body" | "response" | "denied";
+type Phase = "headers" | "body" | "response" | "denied" | "upgraded";
 
 /** What a connection carries from accept on. */
 export interface Connection {
@@ -161,6 +162,18 @@ async function preparePath(path: string): Promise<void> {
   unlinkSync(path);
 }
 
+/**
+ * Every accepted connection's identity, by socket, for `peerOf(req)`. Weak:
+ * it lives as long as the socket object, also after it closed, so a request
+ * still being handled keeps its peer.
+ */
+const infoBySocket = new WeakMap<net.Socket, ServeHandlerInfo>();
+
+/** The identity of a connection accepted by a peersec server, if it was. */
+export function peerOfSocket(socket: net.Socket): ServeHandlerInfo | undefined {
+  return infoBySocket.get(socket);
+}
+
 /** The answer to every request of a refused peer. */
 const FORBIDDEN_BODY = "Forbidden: this peer is not allowed\n";
 
@@ -179,6 +192,11 @@ export function startPeerServer(
   limits: Limits,
   handle: RequestHandler,
   log: ServerLog = rateLimitedLog(),
+  onUpgrade?: (
+    request: http.IncomingMessage,
+    socket: net.Socket,
+    head: Uint8Array,
+  ) => void,
 ): PeerServer {
   // A server that cannot read peers fails now, with the error that says what
   // to do (npm install koffi, --allow-ffi), not with every connection later.
@@ -224,6 +242,37 @@ export function startPeerServer(
     }
     if (result !== undefined) {
       result.catch((error) => failed(connection, error));
+    }
+  });
+  httpServer.on("upgrade", (incoming, rawSocket, head) => {
+    const socket = rawSocket as net.Socket;
+    const connection = connections.get(socket);
+    if (connection === undefined) {
+      socket.destroy();
+      return;
+    }
+    if (!connection.allowed) {
+      connection.refused = true;
+      socket.end(
+        "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+          `Content-Length: ${FORBIDDEN_BODY.length}\r\nConnection: close\r\n\r\n` +
+          FORBIDDEN_BODY,
+      );
+      return;
+    }
+    if (onUpgrade === undefined || closing) {
+      socket.end(
+        "HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\n" +
+          "Connection: close\r\n\r\n",
+      );
+      return;
+    }
+    connection.phase = "upgraded";
+    connection.deadline = Infinity;
+    try {
+      onUpgrade(incoming, socket, head);
+    } catch (error) {
+      failed(connection, error);
     }
   });
   // node:http's own deadlines exist only where it accepts the connections
@@ -339,6 +388,7 @@ export function startPeerServer(
       refused: false,
     };
     connections.set(socket, connection);
+    infoBySocket.set(socket, connection.info);
     socket.once("close", () => {
       connections.delete(socket);
       const count = perQuotaKey.get(quotaKey)! - 1;
