@@ -52,7 +52,7 @@ if (kind === "plain") {
     onListen: ready,
     allow: kind === "serve-policy"
       ? [{ selinuxType: "backup_t" }, { group: 4 }, { user: "root" }]
-      : undefined,
+      : "everyone",
   }, (_request, { peer }) => new Response(`ok ${peer.pid}\n`));
 } else if (kind === "native" && typeof Deno === "object") {
   Deno.serve({ path, onListen: ready }, () => new Response("ok\n"));
