@@ -122,6 +122,7 @@ const options: ts.CompilerOptions = {
 const rootNames = [
   join(root, "mod.ts"),
   join(root, "serve.ts"),
+  join(root, "access.ts"),
   join(root, "cli.ts"),
   ...listTypeScript(join(root, "tests")),
   shim,
@@ -225,6 +226,10 @@ const packageJson = {
     "./serve": {
       types: "./esm/serve.d.ts",
       default: "./esm/serve.js",
+    },
+    "./access": {
+      types: "./esm/access.d.ts",
+      default: "./esm/access.js",
     },
     "./package.json": "./package.json",
   },
