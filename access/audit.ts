@@ -42,7 +42,7 @@ export interface AccessAuditRecord {
   /**
    * The record's text, without the sender fields the kernel prefixes
    * (`pid= uid= auid= ses= subj=`): what `audit_log_user_avc_message` sends,
-   * e.g. `avc:  denied  { post } for  method="POST" scontext=… tcontext=…
+   * e.g. `avc:  denied  { post } for method="POST" scontext=… tcontext=…
    * tclass=peersec_http permissive=0 exe="/usr/bin/deno" sauid=0
    * hostname=? addr=? terminal=?`.
    */
@@ -170,8 +170,9 @@ function bare(value: string): string {
 
 /**
  * The SELinux part of a record, as libselinux's `avc_audit` writes it:
- * `avc:  denied  { get } for  <fields> scontext=… tcontext=… tclass=…
- * permissive=0` (`granted` and no `permissive=` for an audited grant).
+ * `avc:  denied  { get } for <fields> scontext=… tcontext=… tclass=…
+ * permissive=0` (`granted` and no `permissive=` for an audited grant; two
+ * spaces after `for` when there are no fields, as libselinux leaves them).
  */
 export function formatSelinuxAvc(
   result: "granted" | "denied",
@@ -184,7 +185,7 @@ export function formatSelinuxAvc(
 ): string {
   const perms = permissions.map(bare).join(" ");
   let text = `avc:  ${result}  { ${perms} } for ${
-    formatAuditFields(fields)
+    formatAuditFields(fields).slice(1)
   } scontext=${bare(subject)} tcontext=${bare(target)} tclass=${
     bare(className)
   }`;

@@ -521,11 +521,18 @@ export class SelinuxChecker {
           fields,
         );
       }
-      return decision(
+      // Denied, and audited as libselinux audits it (a vector of nothing).
+      return this.#finish(
         false,
         "unknown-label",
-        "selinux",
+        true,
         `${question}: unknown-label: the loaded policy does not know the source or target context (${call})`,
+        "denied",
+        false,
+        source,
+        target,
+        permission,
+        fields,
       );
     }
     if (code === "EACCES" || code === "EPERM") {

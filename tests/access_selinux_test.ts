@@ -252,7 +252,7 @@ test("selinux checker: the class and permission are mapped, the kernel's answer 
   assert.match(
     records[0].text,
     new RegExp(
-      `^avc:  denied  \\{ post \\} for  spid=41 scontext=${A} tcontext=${API} tclass=peersec_http permissive=0 exe="[^"]+" sauid=\\d+ hostname=\\? addr=\\? terminal=\\?$`,
+      `^avc:  denied  \\{ post \\} for spid=41 scontext=${A} tcontext=${API} tclass=peersec_http permissive=0 exe="[^"]+" sauid=\\d+ hostname=\\? addr=\\? terminal=\\?$`,
     ),
   );
   assert.equal(records[0].type, 1107);
@@ -369,10 +369,16 @@ test("selinux checker: kernel refusals and failures deny with their reason", () 
   // A context the policy does not know: EINVAL on write.
   const unknown = "user_u:base_r:stranger_t:s0";
   const enforcing = checker.check(unknown, API, "get");
-  assert.deepEqual([enforcing.allowed, enforcing.reason], [
+  assert.deepEqual([enforcing.allowed, enforcing.reason, enforcing.audit], [
     false,
     "unknown-label",
+    true,
   ]);
+  // Audited as libselinux audits it: a denial, permissive=0.
+  assert.match(
+    records.at(-1)!.text,
+    /^avc: {2}denied {2}\{ get \} for {2}scontext=user_u:base_r:stranger_t:s0 .* permissive=0 exe=/,
+  );
   // libselinux allows EINVAL in permissive mode only; so does this, audited.
   selinux.setEnforcing(false);
   const permissive = checker.check(unknown, API, "get");
@@ -546,6 +552,6 @@ test("selinux requests: method → permission, routes → target, own context by
   // The peer's path is hex-encoded: it cannot add fields.
   assert.match(
     record.text,
-    /^avc: {2}denied {2}\{ delete \} for {2}method="DELETE" path=2F6170692F697420656D2273 spid=7 scontext=/,
+    /^avc: {2}denied {2}\{ delete \} for method="DELETE" path=2F6170692F697420656D2273 spid=7 scontext=/,
   );
 });
