@@ -1,0 +1,375 @@
+// Runs inside the access lane's guest, in Deno, Bun and Node 26: peersec's
+// access decisions for a matrix of client labels × methods × paths, next to
+// the kernel's (or libselinux's) own answer for the same question, and the
+// same questions through real HTTP requests from clients running under each
+// label. One JSON line per answer on stdout; the host compares.
+//
+//   <runtime> scenarios.mjs <peersec dir> <ts|js> <lsm> <runtime name> [part]
+import { spawn, spawnSync } from "node:child_process";
+import { readFileSync, rmSync } from "node:fs";
+import net from "node:net";
+
+const args = typeof Deno === "object" ? Deno.args : process.argv.slice(2);
+const [base, extension, lsm, runtimeName, part] = args;
+const peersec = await import(`${base}/mod.${extension}`);
+const access = await import(`${base}/access.${extension}`);
+const config = JSON.parse(
+  readFileSync("/etc/peersec-access/config.json", "utf8"),
+);
+const TOOL = "/bin/accesstool";
+const AS = "/bin/lsmtool";
+
+const emit = (entry) =>
+  console.log(JSON.stringify({ runtime: runtimeName, lsm, ...entry }));
+const audits = [];
+const decide = (decision) => ({
+  allowed: decision.allowed,
+  reason: decision.reason,
+  audit: decision.audit,
+  auditMessage: decision.auditMessage,
+  detail: decision.detail,
+});
+
+function run(command, argv, input) {
+  const result = spawnSync(command, argv, {
+    input,
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  if (result.status !== 0) {
+    throw new Error(
+      `${command} ${argv.join(" ")}: exit ${result.status} ${result.stderr}`,
+    );
+  }
+  return result.stdout;
+}
+
+function runAsync(command, argv) {
+  return new Promise((resolve) => {
+    const child = spawn(command, argv, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (chunk) => out += chunk);
+    child.stderr.on("data", (chunk) => err += chunk);
+    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, out: out.trim(), err: err.trim() });
+    });
+  });
+}
+
+const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+// ---- SELinux ----------------------------------------------------------------
+
+/** libselinux's answers to "scon tcon class perm" lines. */
+function selinuxTruth(questions) {
+  if (questions.length === 0) return [];
+  const lines = run(
+    "/bin/selinux-truth",
+    [],
+    questions.map((q) => q.join(" ")).join("\n") + "\n",
+  ).trim().split("\n").map((line) => JSON.parse(line));
+  emit({ step: "libselinux", state: lines[0] });
+  return lines.slice(1);
+}
+
+function selinuxMatrix(phase, requests, clients) {
+  const rows = [];
+  const questions = [];
+  for (const [client, label] of Object.entries(clients)) {
+    for (const method of METHODS) {
+      for (const path of config.paths) {
+        const asked = requests.question(method, path);
+        const decision = requests.check(label, method, path);
+        const row = {
+          step: "matrix",
+          phase,
+          client,
+          label,
+          method,
+          path,
+          object: asked.object ?? null,
+          permission: asked.permission ?? null,
+          ...decide(decision),
+          truth: null,
+        };
+        if (asked.permission !== undefined) {
+          row.truthIndex = questions.length;
+          questions.push([
+            label,
+            asked.object,
+            requests.checker.selinuxClass,
+            asked.permission,
+          ]);
+        }
+        rows.push(row);
+      }
+    }
+  }
+  const truths = selinuxTruth(questions);
+  for (const row of rows) {
+    if (row.truthIndex !== undefined) row.truth = truths[row.truthIndex];
+    delete row.truthIndex;
+    emit(row);
+  }
+}
+
+const sh = (command) => run("/bin/sh", ["-c", command]);
+
+async function selinux() {
+  const checker = access.createAccessChecker({
+    onAudit: (record) => audits.push(record.text),
+  });
+  emit({
+    step: "detect",
+    lsmFound: checker.lsm,
+    problem: checker.problem,
+    own: checker.ownLabel(),
+  });
+  const requests = access.createRequestAccess(checker, {
+    selinux: { routes: { "/admin": config.selinux.admin } },
+  });
+  const clients = { ...config.selinux.clients, ghost: config.selinux.ghost };
+  selinuxMatrix("A-enforcing", requests, clients);
+  await httpPhase("A-http", requests, config.selinux.clients, "selinux");
+  sh("echo 0 > /sys/fs/selinux/enforce");
+  selinuxMatrix("A-permissive", requests, clients);
+  sh("echo 1 > /sys/fs/selinux/enforce");
+  // A new policy under the running checker: peersec_http's value shifts by
+  // one and client_b_t may GET.
+  sh("cat /etc/peersec-access/policy.B > /sys/fs/selinux/load");
+  selinuxMatrix("B-reloaded", requests, clients);
+  // A server domain without security:compute_av, in a process of its own.
+  const output = run(AS, [
+    "as",
+    "selinux",
+    config.selinux.serverWithoutComputeAv,
+    ...runtimeArgv(),
+    "nocav",
+  ]);
+  const refused = output.split("\n").filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line)).find((entry) => "reason" in entry);
+  emit({ ...refused, step: "query-refused" });
+  // The base alone: no peersec_http class; handle_unknown=allow.
+  sh("cat /etc/peersec-access/policy.none > /sys/fs/selinux/load");
+  selinuxMatrix("none-unknown-class", requests, {
+    reader: config.selinux.clients.reader,
+  });
+  emit({ step: "audits", texts: audits });
+}
+
+/** This runtime's command line for a part of this script. */
+function runtimeArgv() {
+  const script = "/opt/lane/access-scenarios.mjs";
+  const rest = [base, extension, lsm, runtimeName];
+  if (typeof Deno === "object") {
+    return ["/opt/bin/deno", "run", "--allow-all", script, ...rest];
+  }
+  if (typeof Bun === "object") return ["/opt/bin/bun", script, ...rest];
+  return [
+    process.execPath,
+    "--disable-warning=ExperimentalWarning",
+    script,
+    ...rest,
+  ];
+}
+
+function nocav() {
+  const checker = access.createAccessChecker({ onAudit: "ignore" });
+  const decision = checker.check(
+    config.selinux.clients.reader,
+    config.selinux.server,
+    "get",
+  );
+  console.log(JSON.stringify(decide(decision)));
+}
+
+// ---- HTTP ---------------------------------------------------------------------
+
+/**
+ * A node:net server whose every request is decided by `requests` with the
+ * label SO_PEERSEC gives for the connection, and clients under each label
+ * sending real requests (raw paths, unnormalised) with accesstool.
+ */
+async function httpPhase(phase, requests, clients, mode) {
+  const path = `/tmp/${runtimeName}-access.sock`;
+  rmSync(path, { force: true });
+  const seen = [];
+  const server = net.createServer((socket) => {
+    let head = "";
+    socket.on("data", (chunk) => {
+      head += chunk;
+      if (!head.includes("\r\n\r\n")) return;
+      const [method, target] = head.split("\r\n")[0].split(" ");
+      let label = null;
+      let readError = null;
+      try {
+        label = peersec.withSocketFd(
+          socket,
+          (fd) => peersec.tryGetPeerSecurityContext(fd),
+        );
+      } catch (error) {
+        readError = String(error);
+      }
+      const decision = requests.check(label, method, target);
+      seen.push({ label, method, target, readError, ...decide(decision) });
+      const status = decision.allowed ? "200 OK" : "403 Forbidden";
+      socket.end(
+        `HTTP/1.1 ${status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+      );
+    });
+    socket.on("error", () => {});
+  });
+  await new Promise((resolve) => server.listen(path, resolve));
+  for (const [client, label] of Object.entries(clients)) {
+    for (const [method, target] of config.httpRequests) {
+      const answer = await runAsync(AS, [
+        "as",
+        mode,
+        label,
+        TOOL,
+        "http",
+        path,
+        method,
+        target,
+      ]);
+      const record = seen.shift() ?? null;
+      emit({
+        step: "http",
+        phase,
+        client,
+        label,
+        method,
+        target,
+        status: answer.out,
+        clientError: answer.err || null,
+        server: record,
+      });
+    }
+  }
+  await new Promise((resolve) => server.close(resolve));
+}
+
+// ---- AppArmor -----------------------------------------------------------------
+
+async function apparmor() {
+  const records = [];
+  const checker = access.createAccessChecker({
+    onAudit: (record) => records.push(record.text),
+  });
+  emit({ step: "detect", lsmFound: checker.lsm, problem: checker.problem });
+  const requests = access.createRequestAccess(checker, {
+    apparmor: { service: config.apparmor.service },
+  });
+  // The kernel's own decision: the confined client opens the very path the
+  // query names (it exists in the guest's filesystem).
+  for (const [client, profile] of Object.entries(config.apparmor.clients)) {
+    const label = profile === null ? "unconfined" : `${profile}`;
+    for (const [method, path] of config.apparmor.matrix) {
+      const asked = requests.question(method, path);
+      const kernelLabel = profile === null
+        ? null
+        : config.apparmor.modes[client];
+      const decision = requests.check(
+        kernelLabel === null ? "unconfined" : `${label} (${kernelLabel})`,
+        method,
+        path,
+      );
+      const opened = asked.object === undefined
+        ? null
+        : (profile === null ? run(TOOL, ["open", asked.object, "r"]) : run(AS, [
+          "as",
+          "apparmor",
+          profile,
+          TOOL,
+          "open",
+          asked.object,
+          "r",
+        ]))
+          .trim();
+      emit({
+        step: "matrix",
+        phase: "apparmor",
+        client,
+        method,
+        path,
+        object: asked.object ?? null,
+        ...decide(decision),
+        openErrno: opened === null ? null : Number(opened),
+      });
+    }
+  }
+  const labels = Object.fromEntries(
+    Object.entries(config.apparmor.clients).filter(([, profile]) =>
+      profile !== null
+    ),
+  );
+  await httpPhase("apparmor-http", requests, labels, "apparmor");
+  emit({ step: "audits", texts: records });
+}
+
+// ---- Smack ----------------------------------------------------------------------
+
+async function smack() {
+  const records = [];
+  const checker = access.createAccessChecker({
+    onAudit: (record) => records.push(record.text),
+  });
+  emit({ step: "detect", lsmFound: checker.lsm, problem: checker.problem });
+  const requests = access.createRequestAccess(checker, {
+    smack: { object: config.smack.object, routes: config.smack.routes },
+  });
+  for (const [client, label] of Object.entries(config.smack.clients)) {
+    for (const method of METHODS) {
+      for (const path of config.paths) {
+        const asked = requests.question(method, path);
+        const decision = requests.check(label, method, path);
+        let truth = null;
+        if (asked.object !== undefined) {
+          // The kernel's own decision on a real file labelled with the
+          // object label, opened by a process with the client's label
+          // (r: read, w: write), and access2 as C asks it.
+          const file = `/tmp/smack-objects/${asked.object}`;
+          const mode = asked.permission.includes("w") ? "w" : "r";
+          truth = {
+            open: Number(
+              run(AS, ["as", "smack", label, TOOL, "open", file, mode]).trim(),
+            ),
+            access2: run(TOOL, [
+              "access2",
+              label,
+              asked.object,
+              asked.permission,
+            ]).trim(),
+          };
+        }
+        emit({
+          step: "matrix",
+          phase: "smack",
+          client,
+          label,
+          method,
+          path,
+          object: asked.object ?? null,
+          permission: asked.permission ?? null,
+          ...decide(decision),
+          truth,
+        });
+      }
+    }
+  }
+  await httpPhase("smack-http", requests, config.smack.clients, "smack");
+  emit({ step: "audits", texts: records });
+}
+
+try {
+  if (part === "nocav") nocav();
+  else if (lsm === "selinux") await selinux();
+  else if (lsm === "apparmor") await apparmor();
+  else if (lsm === "smack") await smack();
+  emit({ step: "done" });
+} catch (error) {
+  emit({ step: "crash", error: String(error?.stack ?? error) });
+}
