@@ -101,9 +101,13 @@ export interface KernelFiles {
 
 function codeOf(error: unknown): string {
   const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" && /^[A-Z][A-Z0-9_]*$/.test(code)
-    ? code
-    : "UNKNOWN";
+  if (typeof code === "string" && /^[A-Z][A-Z0-9_]*$/.test(code)) return code;
+  // Deno without --allow-read / --allow-write for the file.
+  const name = (error as { name?: unknown } | null)?.name;
+  if (name === "NotCapable" || name === "PermissionDenied") {
+    return "ERR_DENO_PERMISSION";
+  }
+  return "UNKNOWN";
 }
 
 function openFd(path: string, flags: string): number {
@@ -118,7 +122,8 @@ function openFd(path: string, flags: string): number {
  * The real kernel, through node:fs: one `openat`, `write`, `read` (`pread`
  * for {@linkcode KernelFile.readAt}) and `close` each, as measured with
  * strace in Deno, Bun and Node. Deno needs `--allow-read` and
- * `--allow-write` for the LSM's files and `/proc/self`.
+ * `--allow-write` for the LSM's files and `/proc/self`; without them the
+ * failures' code is `ERR_DENO_PERMISSION`.
  *
  * @example
  * ```ts

@@ -13,7 +13,8 @@ import {
   KernelFileError,
   nodeKernelFiles,
 } from "../access.ts";
-import { withClientProcessConnection } from "./helpers.ts";
+import { spawnSync } from "node:child_process";
+import { binary, repoRoot, withClientProcessConnection } from "./helpers.ts";
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
@@ -113,4 +114,44 @@ test("this machine's kernel: a peer on a real socket is never allowed without th
     if (checker.lsm === null) assert.equal(decision.reason, "unavailable");
     assert.ok(Object.isFrozen(decision));
   });
+});
+
+test("Deno without file permissions: ERR_DENO_PERMISSION, and no LSM found", () => {
+  const directory = mkdtempSync(join(tmpdir(), "peersec-access-"));
+  try {
+    const script = join(directory, "no_permissions.ts");
+    const moduleUrl = new URL("access.ts", `file://${repoRoot}/`).href;
+    writeFileSync(
+      script,
+      `import { createAccessChecker, nodeKernelFiles } from ${
+        JSON.stringify(moduleUrl)
+      };
+let code = null;
+try { nodeKernelFiles.open("/proc/self/mounts"); } catch (error) { code = error.code; }
+const checker = createAccessChecker({ onAudit: "ignore" });
+console.log(JSON.stringify({ code, lsm: checker.lsm, problem: checker.problem,
+  decision: checker.check("a:b:c_t:s0", "x", "get") }));
+`,
+    );
+    // Reading the module is allowed; nothing else.
+    const child = spawnSync(binary("deno"), [
+      "run",
+      "--no-prompt",
+      `--allow-read=${repoRoot}`,
+      script,
+    ], {
+      encoding: "utf8",
+      timeout: 60_000,
+      env: { ...process.env, NO_COLOR: "1" },
+    });
+    assert.equal(child.status, 0, child.stderr);
+    const result = JSON.parse(child.stdout);
+    assert.equal(result.code, "ERR_DENO_PERMISSION");
+    assert.equal(result.lsm, null);
+    assert.match(result.problem, /ERR_DENO_PERMISSION/);
+    assert.equal(result.decision.allowed, false);
+    assert.equal(result.decision.reason, "unavailable");
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
 });
