@@ -7,7 +7,12 @@
  * @module
  */
 import type http from "node:http";
-import { toRequest, writeResponse } from "./http.ts";
+import {
+  clientGone,
+  type ServerRequest,
+  toRequest,
+  writeResponse,
+} from "./http.ts";
 import { describeError, rateLimitedLog, type ServerLog } from "./log.ts";
 import {
   checkListenOptions,
@@ -80,18 +85,17 @@ export function startFetchServer(
     outgoing: http.ServerResponse,
     connection: Connection,
   ): Promise<void> {
-    const aborter = new AbortController();
-    outgoing.once("close", () => {
-      // Closed before the response was complete: the client went away.
-      if (!outgoing.writableFinished) aborter.abort();
-    });
-    let request: Request;
+    let request: ServerRequest;
     try {
-      request = toRequest(incoming, "http://localhost", aborter.signal);
+      request = toRequest(incoming, "http://localhost");
     } catch {
       await writeResponse(outgoing, plain(400, "Bad Request"), incoming.method);
       return;
     }
+    outgoing.once("close", () => {
+      // Closed before the response was complete: the client went away.
+      if (!outgoing.writableFinished) clientGone(request);
+    });
     let response: Response;
     try {
       response = await handler(request, connection.info);

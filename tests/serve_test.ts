@@ -30,7 +30,7 @@ import {
   startProcess,
   SYSTEM_PYTHON,
 } from "./helpers.ts";
-import { asUser, curl, python, workspace } from "./serve_clients.ts";
+import { asUser, curl, python, raw, workspace } from "./serve_clients.ts";
 
 const runtime = detectRuntime();
 const me = procStatus(process.pid);
@@ -387,6 +387,55 @@ test(`${runtime} serve: a client that goes away aborts request.signal`, async ()
     ]);
   } finally {
     server.shutdown();
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
+
+test(`${runtime} serve: the request is a real Request; its signal, first read after the client went away, is already aborted; a status text and cookies survive one writeHead`, async () => {
+  const { directory, client, rawClient, path } = workspace();
+  let result!: (value: { isRequest: boolean; aborted: boolean }) => void;
+  const seen = new Promise<{ isRequest: boolean; aborted: boolean }>((
+    resolve,
+  ) => result = resolve);
+  const server = await started({ path }, (request) => {
+    if (new URL(request.url).pathname === "/texts") {
+      const headers = new Headers({ "x-kept": "yes" });
+      headers.append("set-cookie", "a=1");
+      headers.append("set-cookie", "b=2");
+      return new Response("t", { status: 299, statusText: "Fine", headers });
+    }
+    // Looks at the signal only once the client is long gone.
+    return new Promise((resolve) =>
+      setTimeout(() => {
+        result({
+          isRequest: request instanceof Request,
+          aborted: request.signal.aborted,
+        });
+        resolve(new Response("late"));
+      }, 1000)
+    );
+  });
+  try {
+    await python(client, path, {
+      requests: [{ path: "/slow" }],
+      hangup_after_send: true,
+    });
+    assert.deepEqual(await seen, { isRequest: true, aborted: true });
+    const texts = await raw(rawClient, path, {
+      steps: [
+        { send: "GET /texts HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" },
+        { read_until_close: true },
+      ],
+    });
+    assert.match(texts.received[0], /^HTTP\/1\.1 299 Fine\r\n/);
+    assert.deepEqual(
+      texts.responses[0]?.[1].filter(([name]) =>
+        name === "set-cookie" || name === "x-kept"
+      ),
+      [["x-kept", "yes"], ["set-cookie", "a=1"], ["set-cookie", "b=2"]],
+    );
+  } finally {
+    await server.shutdown();
     rmSync(directory, { recursive: true, force: true });
   }
 });
