@@ -32,7 +32,11 @@ import {
   withSocketFd,
 } from "../mod.ts";
 import { detectRuntime } from "../ffi/runtime.ts";
-import { listening, listenOnPath } from "../src/unix_listen.ts";
+import {
+  checkSocketDirectory,
+  listening,
+  listenOnPath,
+} from "../src/unix_listen.ts";
 import { describeError, rateLimitedLog, type ServerLog } from "./log.ts";
 import {
   DENIED_CONNECTIONS_PER_UID,
@@ -486,6 +490,10 @@ export function startPeerServer(
   async function listen(): Promise<ServeAddr> {
     let listeningAddr: ServeAddr;
     if (options.path !== undefined) {
+      // With a mode the way to the socket must be one no other user can
+      // change — checked before a stale socket is removed, so that removal
+      // cannot be redirected either.
+      if (options.mode !== undefined) checkSocketDirectory(options.path);
       await preparePath(options.path);
       await listenOnPath(listener, options.path, options.mode);
       createdInode = lstatSync(options.path).ino;
