@@ -4,7 +4,8 @@
 // setpriv, and a server process of its own at a lowered fd limit.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { rmSync } from "node:fs";
+import { chmodSync, lstatSync, mkdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import http from "node:http";
 import { gzipSync } from "node:zlib";
 import {
@@ -14,7 +15,13 @@ import {
   type ServeOptions,
 } from "../serve.ts";
 import { detectRuntime } from "../ffi/runtime.ts";
-import { fixture, isRoot, runtimeCommand, startProcess } from "./helpers.ts";
+import {
+  fixture,
+  isRoot,
+  runtimeCommand,
+  startProcess,
+  SYSTEM_PYTHON,
+} from "./helpers.ts";
 import {
   asUser,
   curl,
@@ -471,3 +478,30 @@ test(
     }
   },
 );
+
+test(`${runtime} serve hardening: with a mode, a directory another user may change is refused before a stale socket there is removed`, async () => {
+  const { directory } = workspace();
+  const unsafe = join(directory, "shared");
+  mkdirSync(unsafe);
+  chmodSync(unsafe, 0o777); // writable by everyone, not sticky
+  const path = join(unsafe, "stale.sock");
+  // A stale socket: bound, then its server closed without removing it.
+  const python = startProcess(SYSTEM_PYTHON, [
+    "-c",
+    "import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])",
+    path,
+  ]);
+  await python.exited;
+  assert.ok(lstatSync(path).isSocket());
+  try {
+    const server = serve({ path, mode: 0o660 }, () => new Response(""));
+    await assert.rejects(
+      server.ready,
+      (error: Error & { code?: string }) =>
+        error.code === "ERR_UNSAFE_DIRECTORY",
+    );
+    assert.ok(lstatSync(path).isSocket(), "the stale socket is untouched");
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
