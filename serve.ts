@@ -67,6 +67,9 @@ export {
  *   refused connection, at accept. A peer whose identity lacks what a rule
  *   asks (TCP has no credentials) is denied. An unknown option is a
  *   `TypeError`: a misspelt `allow` never serves everyone.
+ * - `access` (a request checker from `peersec/access`) lets the system's
+ *   SELinux, AppArmor or Smack policy decide each request after `allow`: a
+ *   denial is a `403` for that request, failing closed.
  * - `{ path }` creates the socket: a stale socket file (nothing listening) is
  *   replaced, a live one is `EADDRINUSE`, anything that is not a socket is
  *   never touched (`ERR_NOT_A_SOCKET`); `mode` is the file's mode from the

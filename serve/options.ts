@@ -7,6 +7,7 @@
  * @module
  */
 import type { Peer, PeerPolicy } from "./policy.ts";
+import type { RequestAccess } from "../access/request.ts";
 import { checkSocketMode } from "../src/unix_listen.ts";
 
 /** Where a server listens, or where a request came from. */
@@ -43,6 +44,14 @@ export interface ListenOptions {
    * Absent: only peers running as this process's own effective uid.
    */
   allow?: PeerPolicy;
+  /**
+   * The system's security policy decides each request, after `allow`: the
+   * request checker of `peersec/access` (`createRequestAccess(checker,
+   * …)`), asked with the peer's label, the method and the path. A denial is
+   * a `403` for that request (the connection stays); the decision is audited
+   * as the checker says.
+   */
+  access?: RequestAccess;
   /** Called once listening, with the address. */
   onListen?: (addr: ServeAddr) => void;
   /**
@@ -121,6 +130,7 @@ const LISTEN_KEYS = [
   "hostname",
   "mode",
   "allow",
+  "access",
   "onListen",
   "onDenied",
   "signal",
@@ -201,6 +211,15 @@ export function checkListenOptions(
     if (options[name] !== undefined && typeof options[name] !== "function") {
       throw new TypeError(`${name} must be a function`);
     }
+  }
+  if (
+    options.access !== undefined &&
+    (options.access === null || typeof options.access !== "object" ||
+      typeof options.access.check !== "function")
+  ) {
+    throw new TypeError(
+      "access must be a request checker from peersec/access's createRequestAccess",
+    );
   }
   if (
     options.signal !== undefined &&

@@ -181,6 +181,10 @@ export function peerOfSocket(socket: net.Socket): ServeHandlerInfo | undefined {
 /** The answer to every request of a refused peer. */
 const FORBIDDEN_BODY = "Forbidden: this peer is not allowed\n";
 
+/** The answer to a request the system's security policy denies. */
+const POLICY_FORBIDDEN_BODY =
+  "Forbidden: the security policy denies this request\n";
+
 /** Sent to a peer whose request header block did not arrive in time. */
 const REQUEST_TIMEOUT_RESPONSE = "HTTP/1.1 408 Request Timeout\r\n" +
   "Connection: close\r\nContent-Length: 0\r\n\r\n";
@@ -237,6 +241,14 @@ export function startPeerServer(
     connection.bytesWrittenBefore = connection.socket.bytesWritten;
     if (closing) outgoing.setHeader("connection", "close");
     outgoing.once("close", () => finishRequest(connection));
+    if (options.access !== undefined && !accessAllows(connection, incoming)) {
+      outgoing.writeHead(403, {
+        "content-type": "text/plain; charset=utf-8",
+        "content-length": Buffer.byteLength(POLICY_FORBIDDEN_BODY),
+      });
+      outgoing.end(POLICY_FORBIDDEN_BODY);
+      return;
+    }
     let result;
     try {
       result = handle(incoming, outgoing, connection);
@@ -264,6 +276,14 @@ export function startPeerServer(
       );
       return;
     }
+    if (options.access !== undefined && !accessAllows(connection, incoming)) {
+      socket.end(
+        "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+          `Content-Length: ${POLICY_FORBIDDEN_BODY.length}\r\n` +
+          `Connection: close\r\n\r\n${POLICY_FORBIDDEN_BODY}`,
+      );
+      return;
+    }
     if (onUpgrade === undefined || closing) {
       socket.end(
         "HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\n" +
@@ -285,6 +305,28 @@ export function startPeerServer(
   httpServer.headersTimeout = 0;
   httpServer.requestTimeout = 0;
   httpServer.keepAliveTimeout = limits.keepAliveTimeout;
+
+  /**
+   * Whether the system's security policy lets the connection's peer make
+   * this request. Fails closed: a checker that throws denies.
+   */
+  function accessAllows(
+    connection: Connection,
+    incoming: http.IncomingMessage,
+  ): boolean {
+    const { peer } = connection.info;
+    try {
+      return options.access!.check(
+        peer.securityContext,
+        incoming.method ?? "GET",
+        incoming.url ?? "/",
+        peer.pid === null ? undefined : { spid: peer.pid },
+      ).allowed;
+    } catch (error) {
+      log("access", `the access check failed; denied: ${describeError(error)}`);
+      return false;
+    }
+  }
 
   /** A handler's failure that escaped it: logged, the connection closed. */
   function failed(connection: Connection, error: unknown): void {
