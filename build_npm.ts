@@ -181,6 +181,30 @@ for (const file of walk(esm)) {
     exit(1);
   }
 }
+// The doc comments' examples import the JSR names ("@peersec/peersec",
+// "@peersec/peersec/serve", …), which an npm user's editor would show on
+// hover: the npm package says "peersec", "peersec/serve", "peersec/access",
+// and runs the command as `npm:peersec` (there is no npm:peersec/cli).
+const JSR_SPECIFIER = /(["'])@peersec\/peersec(\/serve|\/access)?\1/g;
+const JSR_COMMAND = /\bjsr:@peersec\/peersec\/cli\b/g;
+for (const file of walk(esm).filter((path) => /\.(d\.ts|js)$/.test(path))) {
+  const text = readFileSync(file, "utf8");
+  const fixed = text.replace(
+    /\/\*\*[\s\S]*?\*\//g,
+    (comment) =>
+      comment.replace(JSR_SPECIFIER, "$1peersec$2$1")
+        .replace(JSR_COMMAND, "npm:peersec"),
+  );
+  if (fixed.includes("@peersec/peersec")) {
+    console.error(
+      `build_npm: ${
+        relative(root, file)
+      } names @peersec/peersec where the npm package is peersec`,
+    );
+    exit(1);
+  }
+  if (fixed !== text) writeFileSync(file, fixed);
+}
 rmSync(shim);
 // `peersec --version` says the version this build was given.
 for (const file of ["version.js", "version.d.ts"]) {
@@ -204,6 +228,12 @@ const packageJson = {
   description:
     "Who is on the other end of a socket: the peer's SELinux, Smack or AppArmor label (SO_PEERSEC), credentials, groups and pidfd, for Node, Bun and Deno on Linux.",
   license: "MIT",
+  repository: {
+    type: "git",
+    url: "git+https://github.com/peersec/peersec.git",
+  },
+  homepage: "https://github.com/peersec/peersec#readme",
+  bugs: { url: "https://github.com/peersec/peersec/issues" },
   keywords: [
     "SO_PEERSEC",
     "SO_PEERCRED",
@@ -234,6 +264,14 @@ const packageJson = {
     "./package.json": "./package.json",
   },
   types: "./esm/mod.d.ts",
+  // TypeScript's older resolution (moduleResolution node10, "node") reads no
+  // "exports": these paths give it the subpaths' types.
+  typesVersions: {
+    "*": {
+      serve: ["./esm/serve.d.ts"],
+      access: ["./esm/access.d.ts"],
+    },
+  },
   bin: {
     peersec: "./esm/cli.js",
   },

@@ -6,6 +6,7 @@
  *     peersec probe <path> [--json]  connect and show the server side's identity
  *     peersec probe <host:port> [--json]  the same over TCP: the server's label
  *     peersec serve <path> [--mode 0660] [--json]  listen and show each client's identity
+ *     peersec --help | --version     this usage text, or the version
  *
  * Exit codes: 0 done; 1 the check or connection failed, or peersec cannot run
  * here (platform, runtime, libc, permission); 2 bad usage.
@@ -39,6 +40,7 @@ import { VERSION } from "./src/version.ts";
 const USAGE = `usage: peersec [self] [--json]
        peersec probe <unix-socket-path | host:port | [ipv6]:port> [--json]
        peersec serve <unix-socket-path> [--mode 0660] [--json]
+       peersec --help | --version
 
   self      (default) what SO_PEERSEC returns on this machine: active
             security modules, this process's label, and a socketpair's peer
@@ -52,8 +54,8 @@ const USAGE = `usage: peersec [self] [--json]
             --mode sets the socket file's permissions before anyone can
             connect (default: from the umask, e.g. 0755: only this user)
   --json    one JSON object (for serve: one per line) instead of text
-  --help    show this help
-  --version show peersec's version
+  --help    show this help (also -h)
+  --version show peersec's version (also -V)
 
 exit codes: 0 done, 1 failed (or peersec cannot run here), 2 bad usage`;
 

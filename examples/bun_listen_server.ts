@@ -1,8 +1,16 @@
 // The same answer with Bun.listen, Bun's own socket server, speaking just
 // enough HTTP/1.1 for one request per connection.
 //
-//   bun examples/bun_listen_server.ts /tmp/peersec-demo.sock
-//   curl --unix-socket /tmp/peersec-demo.sock http://localhost/
+// Run it in a clone of the repository, after `npm install` (which installs
+// Bun into node_modules/.bin; Bun runs the TypeScript sources):
+//
+//   $ npx bun examples/bun_listen_server.ts /tmp/peersec-demo.sock
+//
+// then, from another terminal:
+//
+//   $ curl --unix-socket /tmp/peersec-demo.sock http://localhost/
+//
+// Ctrl-C stops it and removes the socket file.
 import { rmSync } from "node:fs";
 import { getPeerIdentity, socketFd } from "peersec";
 

@@ -1,8 +1,17 @@
 // An HTTP server on a UNIX socket, in Deno, that answers each request with the
 // identity of the process on the other end of the connection.
 //
-//   deno run --allow-ffi --allow-net --allow-read --allow-write examples/deno_http_server.ts /tmp/peersec-demo.sock
-//   curl --unix-socket /tmp/peersec-demo.sock http://localhost/
+// Run it in a clone of the repository, after `npm install` (which installs
+// Deno into node_modules/.bin; deno.json maps "peersec" to mod.ts):
+//
+//   $ npx deno run --allow-ffi --allow-net --allow-read --allow-write examples/deno_http_server.ts /tmp/peersec-demo.sock
+//
+// then, from another terminal:
+//
+//   $ curl --unix-socket /tmp/peersec-demo.sock http://localhost/
+//
+// Ctrl-C stops it and removes the socket file. --allow-ffi is for peersec
+// (getsockopt in libc); the others are for the server (its socket file).
 //
 // Deno.serve exposes no socket fds, so this is node:http, listening itself:
 // its UNIX connections carry their fd (withSocketFd also covers TCP, where

@@ -1,9 +1,21 @@
 // An HTTP server on a UNIX socket, in Node, that answers each request with the
 // identity of the process on the other end of the connection.
 //
-//   npm install peersec koffi      (koffi only before Node 26)
-//   node examples/node_http_server.mjs /tmp/peersec-demo.sock
-//   curl --unix-socket /tmp/peersec-demo.sock http://localhost/
+// Node runs the npm package, which build_npm.ts builds into npm/ (the
+// repository's package.json maps "peersec" there for Node). In a clone of the
+// repository, after `npm install`:
+//
+//   $ npx deno run -A build_npm.ts --skip-tests
+//   $ node examples/node_http_server.mjs /tmp/peersec-demo.sock
+//
+// then, from another terminal:
+//
+//   $ curl --unix-socket /tmp/peersec-demo.sock http://localhost/
+//
+// Ctrl-C stops it (Node removes the socket file). Node 20-25 use koffi, which
+// `npm install` installed here; Node 26+ also has node:ffi built in. In a
+// project of your own: `npm install peersec koffi` (koffi only before Node
+// 26), and the same code.
 import http from "node:http";
 import { assertAvailable, getPeerIdentity, socketFd } from "peersec";
 

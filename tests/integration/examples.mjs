@@ -1,35 +1,78 @@
-// Every example in examples/ run as a user would: the server in its runtime,
-// a separate client process connecting to it, and the answer checked against
-// what the test knows about that client (its pid, uid, gid, label).
+// Every example in examples/ run exactly as its header says: the header's
+// `$ ` command lines are the test. Set-up lines (the npm build the Node
+// examples need) run once, to completion; each server line starts the server
+// from the repository's root (Node lines in every Node we test, through PATH),
+// and the header's curl line is the separate client process, twice, whose
+// pid, uid, gid, groups and label the answer must match. The demo path
+// /tmp/peersec-demo.sock is replaced by a fresh one; Ctrl-C is a SIGINT to
+// the server's process group, as a terminal sends it.
 //
-// Run after build_npm.ts (the Node examples import the built package):
 //   node --test tests/integration/examples.mjs
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+} from "node:fs";
 import { nodeTool, ownGroups, ownLabel, root } from "./common.mjs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
-const deno = join(root, "node_modules/.bin/deno");
-const bun = join(root, "node_modules/.bin/bun");
-const [node22, node24, node26] = ["22", "24", "26"].map(nodeTool);
-const example = (name) => join(root, "examples", name);
-const activate = (path, ...command) => [
-  "python3",
-  join(root, "tests/fixtures/activate.py"),
-  path,
-  ...command,
+const DEMO_PATH = "/tmp/peersec-demo.sock";
+const SOCKET_ACTIVATION = /^systemd-socket-activate /;
+
+/** The Nodes a header's `node …` line runs in (koffi before 26). */
+const NODES = [
+  { name: "Node 20 + koffi", binary: process.execPath },
+  { name: "Node 22 + koffi", binary: nodeTool("22") },
+  { name: "Node 24 + koffi", binary: nodeTool("24") },
+  // koffi is installed here and Node 26 would take it: PEERSEC_FFI makes
+  // this run prove node:ffi.
+  {
+    name: "Node 26 + node:ffi",
+    binary: nodeTool("26"),
+    env: { PEERSEC_FFI: "node:ffi" },
+  },
 ];
-const ACTIVATION_ENV =
-  "--allow-env=LISTEN_PID,LISTEN_PIDFDID,LISTEN_FDS,LISTEN_FDNAMES";
 
-/** Starts `command` and resolves once it prints "listening". */
-function startServer(command) {
-  const server = spawn(command[0], command.slice(1), {
+/** The `$ ` command lines of a file's header comment, in order. */
+function headerCommands(file) {
+  const text = readFileSync(join(root, "examples", file), "utf8");
+  const header = text.slice(0, text.search(/^import /m));
+  return [...header.matchAll(/^\/\/ {3}\$ (.+)$/gm)].map((match) => match[1]);
+}
+
+/** Set-up commands already run (each once), and how they ended. */
+const setUpDone = new Map();
+
+function setUp(command) {
+  if (!setUpDone.has(command)) {
+    const result = spawnSync("sh", ["-c", command], {
+      cwd: root,
+      encoding: "utf8",
+      timeout: 600_000,
+      env: { ...process.env, NO_COLOR: "1" },
+    });
+    setUpDone.set(command, result);
+  }
+  const result = setUpDone.get(command);
+  assert.equal(
+    result.status,
+    0,
+    `${command} failed:\n${result.stdout}\n${result.stderr}`,
+  );
+}
+
+/** Starts a header's server line; resolves once it says it is listening. */
+function startServer(command, env) {
+  const server = spawn("sh", ["-c", `exec ${command}`], {
     cwd: root,
-    env: { ...process.env, NO_COLOR: "1" },
+    env: { ...process.env, NO_COLOR: "1", ...env },
+    detached: true, // its own process group, as a shell job
   });
   let output = "";
   const exited = new Promise((resolve) =>
@@ -37,18 +80,20 @@ function startServer(command) {
   );
   const ready = new Promise((resolve, reject) => {
     const timer = setTimeout(
-      () => reject(new Error(`no "listening" in 20 s:\n${output}`)),
-      20_000,
+      () => reject(new Error(`no "listening" in 60 s:\n${output}`)),
+      60_000,
     );
     const watch = (chunk) => {
       output += chunk;
-      if (/listening/.test(output)) {
+      // The example's "listening on …", or systemd-socket-activate's
+      // "Listening on … as 3." (it starts the server on the first client).
+      if (/listening/i.test(output)) {
         clearTimeout(timer);
         resolve();
       }
     };
     server.stdout.on("data", watch);
-    server.stderr.on("data", (chunk) => (output += chunk));
+    server.stderr.on("data", watch);
     exited.then(({ code }) => {
       clearTimeout(timer);
       reject(new Error(`server exited (${code}) before listening:\n${output}`));
@@ -57,123 +102,135 @@ function startServer(command) {
   return { server, ready, exited, output: () => output };
 }
 
-/** One request from a separate client process; its pid and the body. */
-function request(path) {
-  const client = spawn(process.execPath, [
-    join(root, "tests/fixtures/http_client.mjs"),
-    path,
-  ]);
+/** The header's client line, run as it is: its pid and what it printed. */
+function request(command) {
+  const client = spawn("sh", ["-c", `exec ${command}`]);
   let body = "";
   let errors = "";
   client.stdout.on("data", (chunk) => (body += chunk));
   client.stderr.on("data", (chunk) => (errors += chunk));
+  const timer = setTimeout(() => client.kill("SIGKILL"), 60_000);
   return new Promise((resolve, reject) =>
-    client.on(
-      "close",
-      (code) =>
-        code === 0
-          ? resolve({ pid: client.pid, body })
-          : reject(new Error(`client failed (${code}): ${errors}`)),
-    )
+    client.on("close", (code) => {
+      clearTimeout(timer);
+      code === 0
+        ? resolve({ pid: client.pid, body })
+        : reject(new Error(`${command} failed (${code}): ${errors}`));
+    })
   );
 }
 
-const cases = [
-  {
-    name: "Deno: node:http (examples/deno_http_server.ts)",
-    command: (path) => [
-      deno,
-      "run",
-      "--allow-ffi",
-      "--allow-net",
-      "--allow-read",
-      "--allow-write",
-      example("deno_http_server.ts"),
-      path,
-    ],
-  },
-  ...[["20", process.execPath], ["22", node22], ["24", node24]].map((
-    [version, node],
-  ) => ({
-    name: `Node ${version} + koffi: node:http (examples/node_http_server.mjs)`,
-    command: (path) => [node, example("node_http_server.mjs"), path],
-  })),
-  {
-    name: "Node 26 + node:ffi: node:http (examples/node_http_server.mjs)",
-    command: (path) => [
-      "env",
-      "PEERSEC_FFI=node:ffi", // koffi is installed here and would be taken
-      node26,
-      "--disable-warning=ExperimentalWarning",
-      example("node_http_server.mjs"),
-      path,
-    ],
-  },
-  {
-    name: "Bun: node:net → node:http (examples/bun_http_server.ts)",
-    command: (path) => [bun, example("bun_http_server.ts"), path],
-  },
-  {
-    name: "Bun: Bun.listen (examples/bun_listen_server.ts)",
-    command: (path) => [bun, example("bun_listen_server.ts"), path],
-  },
-  {
-    name: "socket activation in Node (examples/socket_activation.mjs)",
-    command: (path) =>
-      activate(path, process.execPath, example("socket_activation.mjs")),
-    activation: true,
-  },
-  {
-    name: "socket activation in Bun (examples/socket_activation.mjs)",
-    command: (path) => activate(path, bun, example("socket_activation.mjs")),
-    activation: true,
-  },
-  {
-    name: "socket activation in Deno (examples/socket_activation.mjs)",
-    command: (path) =>
-      activate(
-        path,
-        deno,
-        "run",
-        "--allow-ffi",
-        "--allow-read",
-        "--allow-write",
-        "--allow-net",
-        ACTIVATION_ENV,
-        example("socket_activation.mjs"),
-      ),
-    activation: true,
-  },
-];
+/** Whether any process of the group is left. */
+function groupAlive(group) {
+  try {
+    process.kill(-group, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
-for (const { name, command, activation } of cases) {
-  test(name, async () => {
-    const directory = mkdtempSync(join(tmpdir(), "peersec-example-"));
-    const path = join(directory, "demo.sock");
-    const { server, ready, exited, output } = startServer(command(path));
-    try {
-      await ready;
-      for (let round = 0; round < 2; round++) {
-        const { pid, body } = await request(path);
-        const identity = JSON.parse(body);
-        assert.equal(identity.pid, pid, "the identity is the client's");
-        assert.equal(identity.uid, process.getuid());
-        assert.equal(identity.gid, process.getgid());
-        assert.deepEqual(identity.groups, ownGroups(), "inherited from us");
-        assert.equal(identity.securityContext, ownLabel());
-      }
-      if (activation) {
-        assert.match(output(), /listening on fd 3 \(peersec-demo\)/);
-        server.kill("SIGTERM");
-      } else {
-        server.kill("SIGTERM");
-        const { code } = await exited;
-        assert.equal(code, 0, output());
-        assert.ok(!existsSync(path), "the socket file is removed on SIGTERM");
-      }
-    } finally {
-      server.kill("SIGKILL");
-      rmSync(directory, { recursive: true, force: true });
+async function groupEnds(group, milliseconds) {
+  const deadline = Date.now() + milliseconds;
+  while (groupAlive(group) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return !groupAlive(group);
+}
+
+const files = readdirSync(join(root, "examples")).sort();
+
+test("every example's header says how to run it and how to ask it", () => {
+  assert.ok(files.length >= 5);
+  for (const file of files) {
+    const commands = headerCommands(file);
+    assert.equal(
+      commands.filter((command) => command.startsWith("curl ")).length,
+      1,
+      `${file}: one curl line`,
+    );
+    assert.ok(
+      commands.some((command) =>
+        !command.startsWith("curl ") && command.includes(DEMO_PATH) &&
+        command.includes(`examples/${file}`)
+      ),
+      `${file}: a line that runs examples/${file} on ${DEMO_PATH}`,
+    );
+  }
+});
+
+for (const file of files) {
+  const commands = headerCommands(file);
+  const client = commands.find((command) => command.startsWith("curl "));
+  const servers = commands.filter((command) =>
+    command !== client && command.includes(DEMO_PATH)
+  );
+  const setUps = commands.filter((command) =>
+    command !== client && !servers.includes(command)
+  );
+  for (const command of servers) {
+    const activation = SOCKET_ACTIVATION.test(command);
+    const runtime = command.replace(SOCKET_ACTIVATION, "")
+      .replace(/^-l \S+ (--fdname=\S+ )?/, "");
+    // A `node …` line runs in each Node (just the machine's under socket
+    // activation); the others as they are.
+    const variants = /^node /.test(runtime)
+      ? (activation ? NODES.slice(0, 1) : NODES)
+      : [{ name: runtime.split(" ").slice(0, 2).join(" ") }];
+    for (const variant of variants) {
+      test(`examples/${file}, ${variant.name}: ${command}`, async () => {
+        // Node runs the npm build the header's set-up line makes; Deno and
+        // Bun run the sources and need none of it.
+        if (/^node /.test(runtime)) setUps.forEach(setUp);
+        const directory = mkdtempSync(join(tmpdir(), "peersec-example-"));
+        const path = join(directory, "demo.sock");
+        const env = variant.binary === undefined ? {} : {
+          ...variant.env,
+          PATH: `${dirname(variant.binary)}:${process.env.PATH}`,
+        };
+        const { server, ready, exited, output } = startServer(
+          command.replaceAll(DEMO_PATH, path),
+          env,
+        );
+        try {
+          await ready;
+          for (let round = 0; round < 2; round++) {
+            const { pid, body } = await request(
+              client.replaceAll(DEMO_PATH, path),
+            );
+            const identity = JSON.parse(body);
+            assert.equal(identity.pid, pid, "the identity is curl's");
+            assert.equal(identity.uid, process.getuid());
+            assert.equal(identity.gid, process.getgid());
+            assert.deepEqual(identity.groups, ownGroups(), "inherited from us");
+            assert.equal(identity.securityContext, ownLabel());
+          }
+          if (activation) {
+            assert.match(output(), /listening on fd 3 \(peersec-demo\)/);
+          }
+          // Ctrl-C: the whole job stops by itself.
+          process.kill(-server.pid, "SIGINT");
+          assert.ok(
+            await groupEnds(server.pid, 15_000),
+            `still running 15 s after Ctrl-C:\n${output()}`,
+          );
+          const { code, signal } = await exited;
+          // npx itself dies of the SIGINT its child handles.
+          if (!command.startsWith("npx ")) {
+            assert.deepEqual(
+              { code, signal },
+              { code: 0, signal: null },
+              output(),
+            );
+          }
+          if (!activation) {
+            assert.ok(!existsSync(path), "the socket file is removed");
+          }
+        } finally {
+          if (groupAlive(server.pid)) process.kill(-server.pid, "SIGKILL");
+          rmSync(directory, { recursive: true, force: true });
+        }
+      });
     }
-  });
+  }
 }

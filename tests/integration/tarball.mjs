@@ -6,16 +6,20 @@
 // Run after build_npm.ts: node --test tests/integration/tarball.mjs
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import {
   copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
+import http from "node:http";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { assertTypeChecks, nodeTool, root } from "./common.mjs";
@@ -54,7 +58,14 @@ function makeConsumer(name, packages) {
     JSON.stringify({ name: `consumer-${name}`, private: true, type: "module" }),
   );
   npm(["install", "--no-audit", "--no-fund", tarball, ...packages], directory);
-  for (const script of ["smoke.mjs", "serve_smoke.mjs"]) {
+  for (
+    const script of [
+      "smoke.mjs",
+      "serve_smoke.mjs",
+      "permission_read.mjs",
+      "permission_serve.mjs",
+    ]
+  ) {
     copyFileSync(
       join(root, "tests/integration", script),
       join(directory, script),
@@ -270,6 +281,11 @@ test("the package's `peersec` command runs from node_modules/.bin", () => {
   });
   assert.equal(help.status, 0);
   assert.match(help.stdout, /peersec probe <unix-socket-path \| host:port/);
+  assert.match(
+    help.stdout,
+    /^ +peersec --help \| --version$/m,
+    "in the synopsis",
+  );
   const missing = spawnSync(bin, ["probe", join(work, "missing.sock")], {
     timeout: 120_000,
     encoding: "utf8",
@@ -280,3 +296,266 @@ test("the package's `peersec` command runs from node_modules/.bin", () => {
     /^peersec: .*missing\.sock: no such file or directory\n$/,
   );
 });
+
+/** The packed package's files, from the consumer's node_modules. */
+function installedFiles(consumer) {
+  const walk = (directory) =>
+    readdirSync(directory).flatMap((name) => {
+      const path = join(directory, name);
+      return statSync(path).isDirectory() ? walk(path) : [path];
+    });
+  return walk(join(consumer, "node_modules/peersec"));
+}
+
+test("editor hovers show the npm names: no @peersec/peersec in the shipped .d.ts or .js", () => {
+  const files = installedFiles(consumers.plain).filter((path) =>
+    /\.(d\.ts|js)$/.test(path)
+  );
+  assert.ok(files.length > 20);
+  const named = files.filter((path) =>
+    readFileSync(path, "utf8").includes("@peersec/peersec")
+  );
+  assert.deepEqual(named, []);
+  const serveTypes = readFileSync(
+    join(consumers.plain, "node_modules/peersec/esm/serve.d.ts"),
+    "utf8",
+  );
+  assert.match(serveTypes, /import \{ serve \} from "peersec\/serve";/);
+  const accessTypes = readFileSync(
+    join(consumers.plain, "node_modules/peersec/esm/access.d.ts"),
+    "utf8",
+  );
+  assert.match(accessTypes, /from "peersec\/access";/);
+});
+
+test("package.json names the repository, homepage and issue tracker", () => {
+  const manifest = JSON.parse(
+    readFileSync(
+      join(consumers.plain, "node_modules/peersec/package.json"),
+      "utf8",
+    ),
+  );
+  assert.match(
+    manifest.repository.url,
+    /^git\+https:\/\/github\.com\/.+\.git$/,
+  );
+  assert.match(manifest.homepage, /^https:\/\/github\.com\//);
+  assert.match(manifest.bugs.url, /^https:\/\/github\.com\/.+\/issues$/);
+});
+
+test("TypeScript's node10 resolution finds peersec/serve and peersec/access (typesVersions)", () => {
+  const check = join(consumers.plain, "check_node10.ts");
+  writeFileSync(
+    check,
+    `import { getPeerIdentity } from "peersec";
+     import { serve, type ServeHandlerInfo } from "peersec/serve";
+     import { createAccessChecker } from "peersec/access";
+     export const used: [typeof getPeerIdentity, typeof serve, typeof createAccessChecker] =
+       [getPeerIdentity, serve, createAccessChecker];
+     export type Info = ServeHandlerInfo;`,
+  );
+  const result = spawnSync(join(root, "node_modules/.bin/tsc"), [
+    "--noEmit",
+    "--strict",
+    "--module",
+    "commonjs",
+    "--moduleResolution",
+    "node10",
+    // TypeScript 6 deprecates node10 (it still resolves with it).
+    "--ignoreDeprecations",
+    "6.0",
+    "--types",
+    "node",
+    "--typeRoots",
+    join(root, "node_modules/@types"),
+    check,
+  ], { timeout: 120_000, cwd: consumers.plain, encoding: "utf8" });
+  assert.equal(result.status, 0, result.stdout + result.stderr);
+});
+
+for (const version of ["22", "24"]) {
+  test(`Node ${version} without koffi: an uncaught ERR_KOFFI_MISSING is the message and the fix, without Node's MODULE_NOT_FOUND under it`, () => {
+    const result = spawnSync(tools[`node${version}`], [
+      "-e",
+      'import("peersec").then((peersec) => peersec.getPeerSecurityContext(0))',
+    ], { timeout: 120_000, cwd: consumers.plain, encoding: "utf8" });
+    assert.equal(result.status, 1);
+    assert.match(
+      result.stderr,
+      /^PeerSecError: this is Node \d+\.\d+\.\d+ \([^)]+\), which needs koffi for FFI: run `npm install koffi` [^\n]+$/m,
+    );
+    assert.match(result.stderr, /code: 'ERR_KOFFI_MISSING'/);
+    assert.doesNotMatch(
+      result.stderr,
+      /Cannot find module|requireStack|\[cause\]/,
+    );
+  });
+}
+
+// Node's permission model: the complete command lines docs/errors.md gives,
+// run as written (the app's directory `.`, the socket path), in each Node.
+const PERMISSION_RUNS = [
+  {
+    node: "node20",
+    model: "--experimental-permission",
+    ffi: ["--allow-addons"],
+    consumer: "withKoffi",
+    refused: /run Node with --allow-addons \(--allow-ffi is Node 26's flag/,
+  },
+  ...["node22", "node24"].map((node) => ({
+    node,
+    model: "--permission",
+    ffi: ["--allow-addons"],
+    consumer: "withKoffi",
+    refused: /run Node with --allow-addons \(--allow-ffi is Node 26's flag/,
+  })),
+  {
+    node: "node26",
+    model: "--permission",
+    net: ["--allow-net"],
+    ffi: ["--allow-ffi"],
+    consumer: "plain",
+    refused:
+      /refuses FFI \(ERR_ACCESS_DENIED\), which peersec needs to call getsockopt in libc: run Node with --allow-ffi$/m,
+  },
+  {
+    node: "node26",
+    model: "--permission",
+    net: ["--allow-net"],
+    ffi: ["--allow-addons"],
+    consumer: "withKoffi",
+    refused:
+      /run Node with --allow-ffi, or --allow-addons \(to use koffi, which is installed\)$/m,
+  },
+];
+
+/** Starts a server script; resolves once it prints "listening". */
+function startListening(command, args, cwd) {
+  const child = spawn(command, args, {
+    cwd,
+    env: { ...process.env, NO_COLOR: "1" },
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stderr.on("data", (chunk) => (stderr += chunk));
+  const exited = new Promise((resolve) =>
+    child.on("close", (code, signal) => resolve({ code, signal }))
+  );
+  const listening = new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`no "listening" in 30 s:\n${stderr}`)),
+      30_000,
+    );
+    child.stdout.on("data", (chunk) => {
+      stdout += chunk;
+      if (/listening/.test(stdout)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    exited.then(({ code }) => {
+      clearTimeout(timer);
+      reject(new Error(`exited (${code}) before listening:\n${stderr}`));
+    });
+  });
+  return { child, listening, exited, stderr: () => stderr };
+}
+
+/** One line from a raw UNIX socket server. */
+function readLine(path) {
+  return new Promise((resolve, reject) => {
+    let text = "";
+    net.createConnection(path)
+      .on("data", (chunk) => (text += chunk))
+      .on("end", () => resolve(text))
+      .on("error", reject);
+  });
+}
+
+/** One HTTP GET over a UNIX socket. */
+function httpGet(path) {
+  return new Promise((resolve, reject) => {
+    http.get({ socketPath: path, path: "/" }, (response) => {
+      let body = "";
+      response.on("data", (chunk) => (body += chunk));
+      response.on("end", () => resolve({ status: response.statusCode, body }));
+    }).on("error", reject);
+  });
+}
+
+for (const run of PERMISSION_RUNS) {
+  const { node, model, ffi, consumer, refused } = run;
+  const netFlags = run.net ?? [];
+  const label = `${node} ${model} ${[...netFlags, ...ffi].join(" ")}`;
+
+  test(`${label} --allow-fs-read=.: a node:net server reads its client's peer (read access for the app, ${[...netFlags, ...ffi].join(" ")})`, async () => {
+    const directory = mkdtempSync(join(tmpdir(), "peersec-permission-"));
+    const path = join(directory, "app.sock");
+    const server = startListening(tools[node], [
+      model,
+      "--allow-fs-read=.",
+      ...netFlags,
+      ...ffi,
+      "permission_read.mjs",
+      path,
+    ], consumers[consumer]);
+    try {
+      await server.listening;
+      const report = JSON.parse(await readLine(path));
+      assert.equal(report.pid, process.pid, "the peer is this test process");
+      assert.equal(report.uid, process.getuid());
+      assert.equal((await server.exited).code, 0, server.stderr());
+    } finally {
+      server.child.kill("SIGKILL");
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+
+  test(`${label}: serve({ path }) needs read and write access to its socket path too, and replaces a stale socket`, async () => {
+    const directory = mkdtempSync(join(tmpdir(), "peersec-permission-"));
+    const path = join(directory, "app.sock");
+    // A socket file left by a server that was killed: serve replaces it.
+    const stale = spawnSync("python3", [
+      "-c",
+      "import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])",
+      path,
+    ]);
+    assert.equal(stale.status, 0, String(stale.stderr));
+    const server = startListening(tools[node], [
+      model,
+      "--allow-fs-read=.",
+      `--allow-fs-read=${path}`,
+      `--allow-fs-write=${path}`,
+      ...netFlags,
+      ...ffi,
+      "permission_serve.mjs",
+      path,
+    ], consumers[consumer]);
+    try {
+      await server.listening;
+      const { status, body } = await httpGet(path);
+      assert.equal(status, 200);
+      assert.equal(JSON.parse(body).pid, process.pid);
+      server.child.kill("SIGTERM");
+      assert.equal((await server.exited).code, 0, server.stderr());
+      assert.ok(!existsSync(path), "the socket file is removed");
+    } finally {
+      server.child.kill("SIGKILL");
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+
+  test(`${node} ${model} without ${ffi.join(" ")}: serve fails at start with ERR_NODE_PERMISSION naming the flag`, () => {
+    const result = spawnSync(tools[node], [
+      model,
+      "--allow-fs-read=.",
+      ...netFlags,
+      "permission_serve.mjs",
+      join(tmpdir(), `peersec-never-${process.pid}.sock`),
+    ], { timeout: 60_000, cwd: consumers[consumer], encoding: "utf8" });
+    assert.notEqual(result.status, 0);
+    assert.match(result.stderr, /code: 'ERR_NODE_PERMISSION'/);
+    assert.match(result.stderr, refused);
+    assert.doesNotMatch(result.stderr, /ERR_LIBC_LOAD|PEERSEC_LIBC/);
+  });
+}
