@@ -5,9 +5,13 @@
  *       given, unnormalised); prints the response's status code
  *   accesstool open <path> <r|w>
  *       the kernel's own decision on a real file: prints 0 when open()
- *       succeeds, else the errno (AppArmor's file rules, Smack's labels)
+ *       succeeds, else the errno (AppArmor's file rules)
+ *   accesstool open-as-nobody <path> <r|w>
+ *       the same as nobody (Smack: root's CAP_MAC_OVERRIDE bypasses it)
  *   accesstool smack-label <path> <label>
  *       sets a file's Smack label (security.SMACK64)
+ *   accesstool smack-get <path>
+ *       prints a file's Smack label
  *   accesstool access2 <subject> <object> <access>
  *       libsmack's smack_have_access, done the same way: one transaction on
  *       /sys/fs/smackfs/access2; prints 1, 0, or "error <errno>"
@@ -15,6 +19,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -57,7 +62,12 @@ static int http(const char *socket_path, const char *method, const char *path) {
 
 int main(int argc, char **argv) {
   if (argc == 5 && !strcmp(argv[1], "http")) return http(argv[2], argv[3], argv[4]);
-  if (argc == 4 && !strcmp(argv[1], "open")) {
+  if (argc == 4 && (!strcmp(argv[1], "open") || !strcmp(argv[1], "open-as-nobody"))) {
+    if (!strcmp(argv[1], "open-as-nobody") &&
+        (setgroups(0, NULL) || setgid(65534) || setuid(65534))) {
+      perror("dropping root");
+      return 1;
+    }
     int fd = open(argv[2], (argv[3][0] == 'w' ? O_WRONLY : O_RDONLY) | O_CLOEXEC);
     printf("%d\n", fd < 0 ? errno : 0);
     if (fd >= 0) close(fd);
@@ -68,6 +78,15 @@ int main(int argc, char **argv) {
       perror("setxattr");
       return 1;
     }
+    return 0;
+  }
+  if (argc == 3 && !strcmp(argv[1], "smack-get")) {
+    char label[512] = {0};
+    if (getxattr(argv[2], "security.SMACK64", label, sizeof label - 1) < 0) {
+      printf("error %d\n", errno);
+      return 0;
+    }
+    printf("%s\n", label);
     return 0;
   }
   if (argc == 5 && !strcmp(argv[1], "access2")) {

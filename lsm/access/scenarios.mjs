@@ -335,7 +335,15 @@ async function smack() {
           const mode = asked.permission.includes("w") ? "w" : "r";
           truth = {
             open: Number(
-              run(AS, ["as", "smack", label, TOOL, "open", file, mode]).trim(),
+              run(AS, [
+                "as",
+                "smack",
+                label,
+                TOOL,
+                "open-as-nobody",
+                file,
+                mode,
+              ]).trim(),
             ),
             access2: run(TOOL, [
               "access2",
