@@ -41,9 +41,11 @@ export type { PeerServer } from "./serve/server.ts";
 export type { NodeRequestListener, ServeNodeOptions } from "./serve/node.ts";
 export type {
   ListenOptions,
+  RequestChecker,
   ServeAddr,
   ServeHandlerInfo,
 } from "./serve/options.ts";
+
 export {
   type Peer,
   peerMatches,

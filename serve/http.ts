@@ -74,8 +74,20 @@ export class ServerRequest extends Request {
   #controller: AbortController | null = null;
   #gone = false;
 
-  /** Aborts when the client goes away before the response is complete. */
-  override get signal(): AbortSignal {
+  static {
+    // An accessor over Request's own: declared here rather than as a class
+    // getter, which TypeScript's DOM types (signal: a property) refuse.
+    Object.defineProperty(ServerRequest.prototype, "signal", {
+      configurable: true,
+      enumerable: true,
+      get(this: ServerRequest): AbortSignal {
+        return this.#lazySignal();
+      },
+    });
+  }
+
+  /** The signal, made on first use; aborted at once if the client left. */
+  #lazySignal(): AbortSignal {
     if (this.#controller === null) {
       this.#controller = new AbortController();
       if (this.#gone) this.#controller.abort();

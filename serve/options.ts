@@ -7,7 +7,6 @@
  * @module
  */
 import type { Peer, PeerPolicy } from "./policy.ts";
-import type { RequestAccess } from "../access/request.ts";
 import { checkSocketMode } from "../src/unix_listen.ts";
 
 /** Where a server listens, or where a request came from. */
@@ -21,6 +20,28 @@ export interface ServeHandlerInfo {
   readonly peer: Peer;
   /** The client's address: the socket path for UNIX sockets, host and port for TCP. */
   readonly remoteAddr: ServeAddr;
+}
+
+/**
+ * What a server asks of a request checker: `peersec/access`'s
+ * `createRequestAccess(checker, …)` gives one; any object with this method
+ * does.
+ */
+export interface RequestChecker {
+  /**
+   * Whether the peer labelled `subject` may make this request.
+   *
+   * @param subject The peer's label (null: it has none).
+   * @param method The request's method.
+   * @param path The request target as sent.
+   * @param auditFields Extra fields for an audit record (`spid`: the peer's pid).
+   */
+  check(
+    subject: string | null,
+    method: string,
+    path: string,
+    auditFields?: Readonly<Record<string, string | number>>,
+  ): { readonly allowed: boolean };
 }
 
 /**
@@ -51,7 +72,7 @@ export interface ListenOptions {
    * a `403` for that request (the connection stays); the decision is audited
    * as the checker says.
    */
-  access?: RequestAccess;
+  access?: RequestChecker;
   /** Called once listening, with the address. */
   onListen?: (addr: ServeAddr) => void;
   /**
