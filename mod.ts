@@ -250,7 +250,9 @@ export function closeFd(fd: number): void {
  * first use; calling it is optional.
  *
  * @throws {PeerSecError} `ERR_KOFFI_MISSING` (Node before 26 without koffi),
- *   `ERR_FFI_PERMISSION` (Deno without `--allow-ffi`), `ERR_NODE_FFI_MISSING`,
+ *   `ERR_FFI_PERMISSION` (Deno without `--allow-ffi`), `ERR_NODE_PERMISSION`
+ *   (Node's permission model without `--allow-ffi` / `--allow-addons`; the
+ *   message names the flag for the Node that runs), `ERR_NODE_FFI_MISSING`,
  *   `ERR_LIBC_LOAD`, `ERR_UNSUPPORTED_PLATFORM` (not Linux),
  *   `ERR_UNSUPPORTED_RUNTIME`; each message says what to do.
  *

@@ -98,7 +98,11 @@ export {
  *   group name that /etc/passwd or /etc/group does not know.
  * @throws {PeerSecError} when peers cannot be read here at all, as
  *   `assertAvailable()` says: `ERR_KOFFI_MISSING` (Node before 26 without
- *   koffi), `ERR_FFI_PERMISSION` (Deno without `--allow-ffi`), and the like.
+ *   koffi), `ERR_FFI_PERMISSION` (Deno without `--allow-ffi`),
+ *   `ERR_NODE_PERMISSION` (Node's permission model without the FFI flag),
+ *   and the like. With `mode`, listening fails (`ready` rejects) with
+ *   `ERR_UNSAFE_DIRECTORY` where another user could change the way to the
+ *   socket.
  *
  * @example
  * ```ts
