@@ -55,12 +55,14 @@ export interface PeerSecErrorOptions {
 export class PeerSecError extends Error {
   /** errno name (`"EBADF"`, `"ENOPROTOOPT"`, …) or an `ERR_…` code. */
   readonly code: string;
+  // errno, syscall and fd are own properties only when set, so that an
+  // uncaught ERR_… error prints no "errno: undefined" lines.
   /** The positive errno value from the kernel, or undefined for `ERR_…` codes. */
-  readonly errno: number | undefined;
+  declare readonly errno: number | undefined;
   /** The system call that failed (`"getsockopt"`), or undefined. */
-  readonly syscall: string | undefined;
+  declare readonly syscall: string | undefined;
   /** The file descriptor the call was made on, or undefined. */
-  readonly fd: number | undefined;
+  declare readonly fd: number | undefined;
 
   /**
    * Makes an error; the library throws these, callers usually only read them.
@@ -75,9 +77,10 @@ export class PeerSecError extends Error {
     );
     this.name = "PeerSecError";
     this.code = options.code;
-    this.errno = options.errno;
-    this.syscall = options.syscall;
-    this.fd = options.fd;
+    const own = this as { errno?: number; syscall?: string; fd?: number };
+    if (options.errno !== undefined) own.errno = options.errno;
+    if (options.syscall !== undefined) own.syscall = options.syscall;
+    if (options.fd !== undefined) own.fd = options.fd;
   }
 }
 
