@@ -14,7 +14,8 @@ import {
   nodeKernelFiles,
 } from "../access.ts";
 import { spawnSync } from "node:child_process";
-import { binary, repoRoot, withClientProcessConnection } from "./helpers.ts";
+import { fileURLToPath } from "node:url";
+import { binary, withClientProcessConnection } from "./helpers.ts";
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
@@ -120,7 +121,13 @@ test("Deno without file permissions: ERR_DENO_PERMISSION, and no LSM found", () 
   const directory = mkdtempSync(join(tmpdir(), "peersec-access-"));
   try {
     const script = join(directory, "no_permissions.ts");
-    const moduleUrl = new URL("access.ts", `file://${repoRoot}/`).href;
+    // The module the suite runs (the source, or the npm build's JavaScript).
+    const compiled = !import.meta.url.endsWith(".ts");
+    const moduleUrl = new URL(
+      compiled ? "../access.js" : "../access.ts",
+      import.meta.url,
+    ).href;
+    const moduleRoot = fileURLToPath(new URL("..", import.meta.url).href);
     writeFileSync(
       script,
       `import { createAccessChecker, nodeKernelFiles } from ${
@@ -137,7 +144,7 @@ console.log(JSON.stringify({ code, lsm: checker.lsm, problem: checker.problem,
     const child = spawnSync(binary("deno"), [
       "run",
       "--no-prompt",
-      `--allow-read=${repoRoot}`,
+      `--allow-read=${moduleRoot}`,
       script,
     ], {
       encoding: "utf8",
