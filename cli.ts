@@ -6,6 +6,8 @@
  *     peersec probe <path> [--json]  connect and show the server side's identity
  *     peersec probe <host:port> [--json]  the same over TCP: the server's label
  *     peersec serve <path> [--mode 0660] [--json]  listen and show each client's identity
+ *     peersec access <label> <METHOD> <path> [--json]  may a peer with this label make this request?
+ *     peersec access --peer-of <path> <METHOD> <path> [--json]  …the process serving that socket?
  *     peersec --help | --version     this usage text, or the version
  *
  * Exit codes: 0 done; 1 the check or connection failed, or peersec cannot run
@@ -36,10 +38,15 @@ import { selfCheck, type SelfCheckReport } from "./src/self_check.ts";
 import { borrowSocketFd, withFoundSocketFd } from "./src/socket_fd.ts";
 import { listenOnPath, removeSocketFile } from "./src/unix_listen.ts";
 import { VERSION } from "./src/version.ts";
+import { createAccessChecker, createRequestAccess } from "./access.ts";
+import type { AccessLsm } from "./access/decision.ts";
 
 const USAGE = `usage: peersec [self] [--json]
        peersec probe <unix-socket-path | host:port | [ipv6]:port> [--json]
        peersec serve <unix-socket-path> [--mode 0660] [--json]
+       peersec access <label | --peer-of unix-socket-path> <METHOD> <path>
+                      [--lsm selinux|apparmor|smack] [--target context]
+                      [--service name] [--object label] [--json]
        peersec --help | --version
 
   self      (default) what SO_PEERSEC returns on this machine: active
@@ -53,11 +60,19 @@ const USAGE = `usage: peersec [self] [--json]
             it connects (and send it to the client), until interrupted;
             --mode sets the socket file's permissions before anyone can
             connect (default: from the umask, e.g. 0755: only this user)
+  access    ask the loaded SELinux, AppArmor or Smack policy whether a peer
+            with this label (or the process serving a UNIX socket, with
+            --peer-of) may make this HTTP request, as a peersec server with
+            the access option asks it: SELinux the peersec_http class on
+            --target (default: this process's context), AppArmor the path
+            /peersec-http/<--service>/<METHOD><path>, Smack access to
+            --object; exit 0 allowed, 1 denied (with the reason)
   --json    one JSON object (for serve: one per line) instead of text
   --help    show this help (also -h)
   --version show peersec's version (also -V)
 
-exit codes: 0 done, 1 failed (or peersec cannot run here), 2 bad usage`;
+exit codes: 0 done (access: allowed), 1 failed or denied (or peersec cannot
+run here), 2 bad usage`;
 
 /** A failure to report in one line (or one JSON object), with exit code 1. */
 class CliFailure extends Error {
@@ -295,22 +310,105 @@ function serve(
   });
 }
 
+/** The label of the process serving a UNIX socket (null: it has none). */
+function labelOfServer(path: string): Promise<string | null> {
+  return new Promise((resolve, reject) => {
+    const socket = net.createConnection(path);
+    socket.setTimeout(5000, () => {
+      socket.destroy();
+      reject(pathFailure(path, { code: "ETIMEDOUT" }));
+    });
+    socket.once("error", (error) => reject(pathFailure(path, error)));
+    socket.once("connect", () => {
+      try {
+        resolve(
+          describePeer(
+            defaultReader,
+            borrowSocketFd(defaultReader, socket),
+            "listener",
+          ).label,
+        );
+      } catch (error) {
+        reject(error);
+      } finally {
+        socket.destroy();
+      }
+    });
+  });
+}
+
+/** What `peersec access` is asked. */
+interface AccessQuestion {
+  label: string | null;
+  method: string;
+  path: string;
+  lsm?: string;
+  target?: string;
+  service?: string;
+  object?: string;
+}
+
+/** `peersec access`: the policy's decision; true when allowed. */
+function access(question: AccessQuestion, json: boolean): boolean {
+  const lsm = question.lsm ?? "auto";
+  const checker = createAccessChecker({
+    lsm: lsm as "auto" | AccessLsm,
+    onAudit: "ignore", // a question from a shell, not an access
+  });
+  try {
+    const requests = createRequestAccess(checker, {
+      selinux: question.target === undefined ? {} : { target: question.target },
+      apparmor: question.service === undefined
+        ? {}
+        : { service: question.service },
+      smack: question.object === undefined ? {} : { object: question.object },
+    });
+    const decision = requests.check(
+      question.label,
+      question.method,
+      question.path,
+    );
+    console.log(
+      json
+        ? jsonLine(decision)
+        : `${decision.allowed ? "allowed" : "denied"}: ${decision.reason}` +
+          `${
+            decision.lsm === null ? "" : ` (${decision.lsm})`
+          } — ${decision.detail}`,
+    );
+    return decision.allowed;
+  } finally {
+    checker.close();
+  }
+}
+
 /** Runs the CLI with the given arguments; resolves to the exit code. */
 export async function main(args: string[]): Promise<number> {
   const json = args.includes("--json");
   let rest = args.filter((arg) => arg !== "--json");
-  // --mode 0660 / --mode=0660 (serve): the socket file's permissions.
-  let modeText: string | undefined;
-  const modeAt = rest.findIndex((arg) =>
-    arg === "--mode" || arg.startsWith("--mode=")
-  );
-  if (modeAt !== -1) {
-    const arg = rest[modeAt];
-    modeText = arg === "--mode" ? rest[modeAt + 1] ?? "" : arg.slice(7);
-    rest = rest.filter((_, index) =>
-      index !== modeAt && (arg !== "--mode" || index !== modeAt + 1)
+  /** Takes `--name value` / `--name=value` out of `rest`. */
+  const take = (name: string): string | undefined => {
+    const at = rest.findIndex((arg) =>
+      arg === `--${name}` || arg.startsWith(`--${name}=`)
     );
-  }
+    if (at === -1) return undefined;
+    const arg = rest[at];
+    const separate = arg === `--${name}`;
+    const value = separate ? rest[at + 1] ?? "" : arg.slice(name.length + 3);
+    rest = rest.filter((_, index) =>
+      index !== at && (!separate || index !== at + 1)
+    );
+    return value;
+  };
+  // --mode 0660 / --mode=0660 (serve): the socket file's permissions.
+  const modeText = take("mode");
+  const accessOptions = {
+    peerOf: take("peer-of"),
+    lsm: take("lsm"),
+    target: take("target"),
+    service: take("service"),
+    object: take("object"),
+  };
   if (rest.includes("--help") || rest.includes("-h")) {
     console.log(USAGE);
     return 0;
@@ -329,6 +427,16 @@ export async function main(args: string[]): Promise<number> {
     return 2;
   };
   if (unknownOption) return usage(`unknown option ${unknownOption}`);
+  const accessOption = Object.entries(accessOptions).find(([, value]) =>
+    value !== undefined
+  );
+  if (accessOption !== undefined && command !== "access") {
+    return usage(
+      `--${
+        accessOption[0] === "peerOf" ? "peer-of" : accessOption[0]
+      } is for access`,
+    );
+  }
   let mode: number | undefined;
   if (modeText !== undefined) {
     if (command !== "serve") return usage("--mode is for serve");
@@ -354,6 +462,27 @@ export async function main(args: string[]): Promise<number> {
       await (command === "probe"
         ? probe(operands[0], json)
         : serve(operands[0], json, mode));
+    } else if (command === "access") {
+      const wanted = accessOptions.peerOf === undefined ? 3 : 2;
+      if (operands.length !== wanted || operands.some((operand) => !operand)) {
+        return usage(
+          "access takes <label> <METHOD> <path>, or --peer-of <socket> <METHOD> <path>",
+        );
+      }
+      const { lsm } = accessOptions;
+      if (
+        lsm !== undefined && !["selinux", "apparmor", "smack"].includes(lsm)
+      ) {
+        return usage(`--lsm takes selinux, apparmor or smack, got "${lsm}"`);
+      }
+      const label = accessOptions.peerOf === undefined
+        ? operands[0]
+        : await labelOfServer(accessOptions.peerOf);
+      const [method, path] = operands.slice(wanted - 2);
+      const { target, service, object } = accessOptions;
+      return access({ label, method, path, lsm, target, service, object }, json)
+        ? 0
+        : 1;
     } else {
       return usage(`unknown arguments: ${rest.join(" ")}`);
     }

@@ -697,3 +697,74 @@ for (const runtime of ["deno", "bun"] as const) {
 async function waitFor(condition: () => boolean): Promise<void> {
   while (!condition()) await new Promise((resolve) => setTimeout(resolve, 25));
 }
+
+// ---- access ----------------------------------------------------------------
+
+for (const runtime of ["deno", "bun"] as const) {
+  const flags = ["--allow-ffi", "--allow-read", "--allow-write", "--allow-net"];
+
+  test(`${runtime}: peersec access asks the policy, and fails closed where there is none`, async () => {
+    // This kernel has no LSM: every question is denied as unavailable.
+    const text = cli(
+      runtime,
+      ["access", "user_u:base_r:cli_t:s0", "GET", "/x"],
+      flags,
+    );
+    assert.equal(text.code, 1);
+    assert.match(text.stdout, /^denied: unavailable — /);
+    const json = cli(
+      runtime,
+      [
+        "access",
+        "--json",
+        "--lsm",
+        "smack",
+        "--object",
+        "api",
+        "cli",
+        "GET",
+        "/x",
+      ],
+      flags,
+    );
+    assert.equal(json.code, 1);
+    const decision = JSON.parse(json.stdout);
+    assert.equal(decision.allowed, false);
+    assert.equal(decision.reason, "unavailable");
+    assert.equal(decision.lsm, "smack");
+    // --peer-of: the label of the process serving the socket (none here).
+    const directory = temporaryDirectory();
+    const path = join(directory, "served.sock");
+    const server = net.createServer((socket) => socket.end());
+    await new Promise<void>((resolve) => server.listen(path, resolve));
+    try {
+      const peer = await cliAsync(runtime, [
+        "access",
+        "--json",
+        "--peer-of",
+        path,
+        "POST",
+        "/items",
+      ]);
+      assert.equal(peer.code, 1);
+      assert.equal(JSON.parse(peer.stdout).allowed, false);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+
+  test(`${runtime}: peersec access usage errors exit 2`, () => {
+    for (
+      const args of [
+        ["access", "label", "GET"],
+        ["access", "--peer-of", "/tmp/x.sock", "label", "GET", "/x"],
+        ["access", "--lsm", "tomoyo", "label", "GET", "/x"],
+        ["probe", "--service", "x", "/tmp/x.sock"],
+      ]
+    ) {
+      const result = cli(runtime, args, flags);
+      assert.equal(result.code, 2, `${args.join(" ")}: exit ${result.code}`);
+    }
+  });
+}
