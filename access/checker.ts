@@ -6,7 +6,13 @@
  *
  * @module
  */
-import { type AuditFields, type AuditSink, checkAuditFields } from "./audit.ts";
+import {
+  auditDestination,
+  type AuditFields,
+  type AuditSink,
+  checkAuditFields,
+  systemAudit,
+} from "./audit.ts";
 import { AppArmorChecker } from "./apparmor.ts";
 import {
   type AccessDecision,
@@ -48,7 +54,10 @@ export interface AccessCheckerOptions {
    */
   complain?: "allow" | "enforce";
   /**
-   * Where audit records go: `"stderr"` (default; one
+   * Where audit records go: `"system"` (default; the kernel's audit, as an
+   * `AUDIT_USER_AVC` netlink message, when this process may write audit
+   * records — `CAP_AUDIT_WRITE` in the initial user namespace — and the
+   * stderr line otherwise; see `auditDestination`), `"stderr"` (one
    * `peersec-access: type=USER_AVC …` line each), `"ignore"`, or a function
    * that takes each audit record (`AccessAuditRecord`).
    */
@@ -72,6 +81,19 @@ export interface AccessChecker {
   readonly problem: string | null;
   /** The SELinux class asked about. */
   readonly selinuxClass: string;
+  /**
+   * Where audit records go now: `"system"` (the kernel's audit), `"stderr"`,
+   * `"ignore"` or `"function"`. With the `"system"` sink, reading it decides
+   * (once per process; see `onAudit`), and it turns to `"stderr"` for good
+   * when the kernel refuses a record.
+   */
+  readonly auditDestination: "system" | "stderr" | "ignore" | "function";
+  /**
+   * Why the `"system"` sink writes to stderr instead of the audit system
+   * (`"this process lacks CAP_AUDIT_WRITE …"`, the kernel's refusal), or
+   * null. Worth logging at start.
+   */
+  readonly auditProblem: string | null;
   /**
    * May the peer labelled `subject` have `permission` on `object`?
    *
@@ -308,11 +330,16 @@ function checkFiles(files: unknown): KernelFiles {
 }
 
 function checkSink(sink: unknown): AuditSink {
-  if (sink === undefined) return "stderr";
-  if (sink === "stderr" || sink === "ignore" || typeof sink === "function") {
+  if (sink === undefined) return "system";
+  if (
+    sink === "system" || sink === "stderr" || sink === "ignore" ||
+    typeof sink === "function"
+  ) {
     return sink as AuditSink;
   }
-  throw new TypeError('onAudit must be "stderr", "ignore" or a function');
+  throw new TypeError(
+    'onAudit must be "system", "stderr", "ignore" or a function',
+  );
 }
 
 /**
@@ -401,6 +428,14 @@ export function createAccessChecker(
     lsm,
     problem,
     selinuxClass,
+    get auditDestination(): "system" | "stderr" | "ignore" | "function" {
+      return auditDestination(onAudit);
+    },
+    get auditProblem(): string | null {
+      return onAudit === "system" && systemAudit.destination === "stderr"
+        ? systemAudit.problem
+        : null;
+    },
     check(
       subject: string | null | undefined,
       object: string,

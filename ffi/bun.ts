@@ -70,10 +70,56 @@ export function openLibc(libraryPath: string): LibcBackend {
   const errnoCell = new Int32Array(
     toArrayBuffer(symbols.__errno_location()!, 0, 4),
   );
+  // The audit record sender's socket calls: compiled on their first use, so
+  // that opening libc for reading peers does not pay for them.
+  const openSockets = () =>
+    dlopen(libraryPath, {
+      socket: {
+        args: [
+          FFIType.i32, // int domain
+          FFIType.i32, // int type
+          FFIType.i32, // int protocol
+        ],
+        returns: FFIType.i32, // int
+      },
+      sendto: {
+        args: [
+          FFIType.i32, // int sockfd
+          FFIType.ptr, // const void *buf
+          FFIType.u64, // size_t len (Bun runs on 64-bit machines only)
+          FFIType.i32, // int flags
+          FFIType.ptr, // const struct sockaddr *dest_addr
+          FFIType.u32, // socklen_t addrlen
+        ],
+        returns: FFIType.i64, // ssize_t
+      },
+      recv: {
+        args: [
+          FFIType.i32, // int sockfd
+          FFIType.ptr, // void *buf
+          FFIType.u64, // size_t len
+          FFIType.i32, // int flags
+        ],
+        returns: FFIType.i64, // ssize_t
+      },
+    }).symbols;
+  let sockets: ReturnType<typeof openSockets> | undefined;
+  const socketCall = () => sockets ??= openSockets();
 
   return typedArrayBackend(
     { runtime: "bun", ffi: "bun:ffi", libraryPath },
-    symbols,
+    {
+      getsockopt: symbols.getsockopt,
+      socketpair: symbols.socketpair,
+      close: symbols.close,
+      fcntl: symbols.fcntl,
+      socket: (domain, type, protocol) =>
+        socketCall().socket(domain, type, protocol),
+      sendto: (fd, buffer, length, flags, address, addressLength) =>
+        socketCall().sendto(fd, buffer, length, flags, address, addressLength),
+      recv: (fd, buffer, length, flags) =>
+        socketCall().recv(fd, buffer, length, flags),
+    },
     () => errnoCell[0],
   );
 }

@@ -85,6 +85,38 @@ const OTHER_SYMBOLS = {
   },
 } as const;
 
+/** Opened on first use: the audit record sender's netlink socket calls. */
+const SOCKET_SYMBOLS = {
+  socket: {
+    parameters: [
+      "i32", // int domain
+      "i32", // int type
+      "i32", // int protocol
+    ],
+    result: "i32", // int
+  },
+  sendto: {
+    parameters: [
+      "i32", // int sockfd
+      "buffer", // const void *buf
+      "usize", // size_t len
+      "i32", // int flags
+      "buffer", // const struct sockaddr *dest_addr
+      "u32", // socklen_t addrlen
+    ],
+    result: "isize", // ssize_t
+  },
+  recv: {
+    parameters: [
+      "i32", // int sockfd
+      "buffer", // void *buf
+      "usize", // size_t len
+      "i32", // int flags
+    ],
+    result: "isize", // ssize_t
+  },
+} as const;
+
 /**
  * Opens libc with `Deno.dlopen` and returns the call adapter.
  * Throws what `Deno.dlopen` throws (the caller turns it into a `PeerSecError`).
@@ -107,6 +139,9 @@ export function openLibc(libraryPath: string): LibcBackend {
   const openOthers = () => Deno.dlopen(libraryPath, OTHER_SYMBOLS).symbols;
   let others: ReturnType<typeof openOthers> | undefined;
   const other = () => others ??= openOthers();
+  const openSockets = () => Deno.dlopen(libraryPath, SOCKET_SYMBOLS).symbols;
+  let sockets: ReturnType<typeof openSockets> | undefined;
+  const socketCall = () => sockets ??= openSockets();
   const otherCalls = {
     socketpair: (
       domain: number,
@@ -117,6 +152,26 @@ export function openLibc(libraryPath: string): LibcBackend {
     close: (fd: number) => other().close(fd),
     fcntl: (fd: number, command: number, argument: number) =>
       other().fcntl(fd, command, argument),
+    socket: (domain: number, type: number, protocol: number) =>
+      socketCall().socket(domain, type, protocol),
+    sendto: (
+      fd: number,
+      buffer: Uint8Array,
+      length: number,
+      flags: number,
+      address: Uint8Array,
+      addressLength: number,
+    ) =>
+      socketCall().sendto(
+        fd,
+        buffer,
+        BigInt(length), // Deno takes a size_t as a BigInt
+        flags,
+        address,
+        addressLength,
+      ),
+    recv: (fd: number, buffer: Uint8Array, length: number, flags: number) =>
+      socketCall().recv(fd, buffer, BigInt(length), flags),
   };
 
   if (!unrestricted) {

@@ -39,7 +39,11 @@ interface Koffi {
 
 interface NodeProcess {
   getBuiltinModule?(id: string): unknown;
+  arch?: string;
 }
+
+/** Node's 32-bit architectures, where `size_t` and `ssize_t` are 32 bits wide. */
+const NARROW_ARCHITECTURES = ["arm", "ia32", "mips", "mipsel", "ppc"];
 
 function builtin<T>(id: string): T | undefined {
   const process = (globalThis as { process?: NodeProcess }).process;
@@ -115,7 +119,60 @@ export function openLibcWithNodeFfi(libraryPath: string): LibcBackend {
       return: "pointer", // int * (this thread's errno)
     },
   });
-  const call = functions as unknown as AddressSymbols<bigint>;
+  // The audit record sender's socket calls: declared on their first use, so
+  // that opening libc for reading peers does not pay for them.
+  const narrow = NARROW_ARCHITECTURES.includes(
+    (globalThis as { process?: NodeProcess }).process?.arch ?? "",
+  );
+  const openSockets = () =>
+    ffi.dlopen(libraryPath, {
+      socket: {
+        arguments: [
+          "i32", // int domain
+          "i32", // int type
+          "i32", // int protocol
+        ],
+        return: "i32", // int
+      },
+      sendto: {
+        arguments: [
+          "i32", // int sockfd
+          "pointer", // const void *buf
+          narrow ? "u32" : "u64", // size_t len
+          "i32", // int flags
+          "pointer", // const struct sockaddr *dest_addr
+          "u32", // socklen_t addrlen
+        ],
+        return: narrow ? "i32" : "i64", // ssize_t
+      },
+      recv: {
+        arguments: [
+          "i32", // int sockfd
+          "pointer", // void *buf
+          narrow ? "u32" : "u64", // size_t len
+          "i32", // int flags
+        ],
+        return: narrow ? "i32" : "i64", // ssize_t
+      },
+    }).functions as unknown as Pick<
+      AddressSymbols<bigint>,
+      "socket" | "sendto" | "recv"
+    >;
+  let sockets: ReturnType<typeof openSockets> | undefined;
+  const socketCall = () => sockets ??= openSockets();
+  const read = functions as unknown as AddressSymbols<bigint>;
+  const call: AddressSymbols<bigint> = {
+    getsockopt: read.getsockopt,
+    socketpair: read.socketpair,
+    close: read.close,
+    fcntl: read.fcntl,
+    socket: (domain, type, protocol) =>
+      socketCall().socket(domain, type, protocol),
+    sendto: (fd, buffer, length, flags, address, addressLength) =>
+      socketCall().sendto(fd, buffer, length, flags, address, addressLength),
+    recv: (fd, buffer, length, flags) =>
+      socketCall().recv(fd, buffer, length, flags),
+  };
   // errno lives at a per-thread address that never moves (a Worker loads
   // its own copy of this module): map its 4 bytes once and read plain memory
   // where node:ffi allows it (not under the V8 sandbox), else getInt32.
@@ -177,6 +234,19 @@ function requireKoffi(): Koffi {
 export function openLibcWithKoffi(libraryPath: string): LibcBackend {
   const koffi = requireKoffi();
   const library = koffi.load(libraryPath);
+  const openSockets = () => ({
+    // int domain, int type, int protocol
+    socket: library.func("int socket(int, int, int)"),
+    // int sockfd, const void *buf, size_t len, int flags,
+    // const struct sockaddr *dest_addr, socklen_t addrlen
+    sendto: library.func(
+      "long sendto(int, const void *, size_t, int, const void *, uint32_t)",
+    ),
+    // int sockfd, void *buf, size_t len, int flags
+    recv: library.func("long recv(int, void *, size_t, int)"),
+  });
+  let sockets: ReturnType<typeof openSockets> | undefined;
+  const socketCall = () => sockets ??= openSockets();
   const symbols = {
     getsockopt: library.func(
       // int sockfd, int level, int optname, void *optval, socklen_t *optlen
@@ -190,6 +260,11 @@ export function openLibcWithKoffi(libraryPath: string): LibcBackend {
     // int fd, int cmd, int arg: fcntl's variadic int argument, passed as a
     // fixed one (the same on the Linux ABIs peersec runs on)
     fcntl: library.func("int fcntl(int, int, int)"),
+    // The audit record sender's socket calls, declared on their first use.
+    // koffi has no ssize_t: long is as wide on every Linux ABI.
+    socket: (...args: unknown[]) => socketCall().socket(...args),
+    sendto: (...args: unknown[]) => socketCall().sendto(...args),
+    recv: (...args: unknown[]) => socketCall().recv(...args),
   };
   // errno lives at a per-thread address that never moves (a Worker loads
   // its own copy of this module): map its 4 bytes once with koffi.view and

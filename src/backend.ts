@@ -12,7 +12,10 @@
  * read the fields before the next call.
  */
 export interface CallResult {
-  /** The function's return value (`0` or `-1` for the calls used here). */
+  /**
+   * The function's return value: `0` or `-1`, or for `socket`, `fcntl`,
+   * `sendto` and `recv` the new fd or byte count (`-1` on failure).
+   */
   rc: number;
   /** `errno` read right after the call when `rc === -1`, else `0`. */
   errno: number;
@@ -53,11 +56,38 @@ export interface LibcBackend {
    * `F_GETFD`, `F_SETFD`); `rc` is the call's result (a new fd, the flags).
    */
   fcntl(fd: number, command: number, argument: number): CallResult;
+  /** `socket(domain, type, protocol)`; `rc` is the new fd. */
+  socket(domain: number, type: number, protocol: number): CallResult;
+  /**
+   * `sendto(fd, buffer, length, flags, address, addressLength)`; `rc` is the
+   * number of bytes sent. `length` and `addressLength` must not exceed the
+   * arrays' byte lengths (a RangeError otherwise, before any call).
+   */
+  sendto(
+    fd: number,
+    buffer: Uint8Array,
+    length: number,
+    flags: number,
+    address: Uint8Array,
+    addressLength: number,
+  ): CallResult;
+  /**
+   * `recv(fd, buffer, capacity, flags)`; `rc` is the number of bytes
+   * received. `capacity` must not exceed `buffer.byteLength` (a RangeError
+   * otherwise, before any call).
+   */
+  recv(
+    fd: number,
+    buffer: Uint8Array,
+    capacity: number,
+    flags: number,
+  ): CallResult;
 }
 
 /**
  * libc's functions as FFIs that pass typed arrays as pointers expose them
- * (Deno, Bun, koffi).
+ * (Deno, Bun, koffi). Functions returning `ssize_t` give a number or a BigInt
+ * (FFIs return 64-bit integers as BigInts); the adapter makes it a number.
  */
 export interface TypedArraySymbols {
   /** `int getsockopt(int, int, int, void *, socklen_t *)` */
@@ -79,6 +109,27 @@ export interface TypedArraySymbols {
   close(fd: number): number;
   /** `int fcntl(int, int, int)`: the int-argument commands of `fcntl(int, int, ...)` */
   fcntl(fd: number, command: number, argument: number): number;
+  /** `int socket(int, int, int)` */
+  socket(domain: number, type: number, protocol: number): number;
+  /**
+   * `ssize_t sendto(int, const void *, size_t, int, const struct sockaddr *,
+   * socklen_t)`
+   */
+  sendto(
+    fd: number,
+    buffer: Uint8Array,
+    length: number,
+    flags: number,
+    address: Uint8Array,
+    addressLength: number,
+  ): number | bigint;
+  /** `ssize_t recv(int, void *, size_t, int)` */
+  recv(
+    fd: number,
+    buffer: Uint8Array,
+    length: number,
+    flags: number,
+  ): number | bigint;
 }
 
 /**
@@ -97,11 +148,23 @@ export function resultFiller(
   };
 }
 
-/** The adapters of the calls that take no buffer to fill: socketpair, close, fcntl. */
+/** Refuses a length past the end of the array it describes. */
+function checkLength(name: string, length: number, view: Uint8Array): void {
+  if (!(Number.isInteger(length) && length >= 0 && length <= view.byteLength)) {
+    throw new RangeError(
+      `${name} ${length} is not within the buffer's ${view.byteLength} bytes`,
+    );
+  }
+}
+
+/**
+ * The adapters of the calls that pass typed arrays as they are: socketpair,
+ * close, fcntl, and the socket calls of the audit sender.
+ */
 function fdCalls(
   symbols: Omit<TypedArraySymbols, "getsockopt">,
   finish: (rc: number, len: number) => CallResult,
-): Pick<LibcBackend, "socketpair" | "close" | "fcntl"> {
+): Omit<LibcBackend, "runtime" | "ffi" | "libraryPath" | "getsockopt"> {
   return {
     socketpair(domain, type, protocol, fds) {
       return finish(symbols.socketpair(domain, type, protocol, fds), 0);
@@ -111,6 +174,23 @@ function fdCalls(
     },
     fcntl(fd, command, argument) {
       return finish(symbols.fcntl(fd, command, argument), 0);
+    },
+    socket(domain, type, protocol) {
+      return finish(symbols.socket(domain, type, protocol), 0);
+    },
+    sendto(fd, buffer, length, flags, address, addressLength) {
+      checkLength("length", length, buffer);
+      checkLength("addressLength", addressLength, address);
+      return finish(
+        Number(
+          symbols.sendto(fd, buffer, length, flags, address, addressLength),
+        ),
+        0,
+      );
+    },
+    recv(fd, buffer, capacity, flags) {
+      checkLength("capacity", capacity, buffer);
+      return finish(Number(symbols.recv(fd, buffer, capacity, flags)), 0);
     },
   };
 }

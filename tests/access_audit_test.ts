@@ -190,7 +190,7 @@ test("audit records cannot be forged by the path a peer sends", () => {
   }
 });
 
-test("the default audit sink writes one escaped line to stderr, in its own process", () => {
+test("the stderr audit sink writes one escaped line to stderr, in its own process", () => {
   const directory = mkdtempSync(join(tmpdir(), "peersec-access-"));
   try {
     const compiled = !import.meta.url.endsWith(".ts");
@@ -222,7 +222,7 @@ const kernel = {
   },
   transact: () => new TextEncoder().encode("0 ffffffff 0 ffffffff 1 0"),
 };
-const access = createRequestAccess(createAccessChecker({ files: kernel }), {
+const access = createRequestAccess(createAccessChecker({ files: kernel, onAudit: "stderr" }), {
   selinux: { target: "user_u:object_r:api_t:s0" },
 });
 const decision = access.check("user_u:base_r:client_t:s0", "DELETE", "/a b/\\u202e\\"");

@@ -87,6 +87,18 @@ export class FakeLibc implements LibcBackend {
     throw new Error("not scripted");
   }
 
+  socket(): CallResult {
+    throw new Error("not scripted");
+  }
+
+  sendto(): CallResult {
+    throw new Error("not scripted");
+  }
+
+  recv(): CallResult {
+    throw new Error("not scripted");
+  }
+
   /** fcntl calls made, and the answers to give them in order (default rc 0). */
   readonly fcntlCalls: { fd: number; command: number; argument: number }[] = [];
   readonly fcntlAnswers: { rc: number; errno?: number }[] = [];
