@@ -20,10 +20,13 @@
  * absent or unreachable, a query the kernel refuses, a class or permission
  * the policy lacks — all deny, with a reason. Decisions say why
  * ({@linkcode AccessDecision}), and those the policy asks to audit go to an
- * audit sink as `AUDIT_USER_AVC` text (stderr by default).
+ * audit sink as `AUDIT_USER_AVC` records: by default to the kernel's audit
+ * over `NETLINK_AUDIT` when this process has `CAP_AUDIT_WRITE`, otherwise one
+ * escaped line each on stderr (`onAudit` says otherwise).
  *
  * Every call is synchronous (small kernel-file transactions). In Deno, run
- * with `--allow-read --allow-write` for the LSM's files and `/proc/self`.
+ * with `--allow-read --allow-write` for the LSM's files and `/proc/self`,
+ * and `--allow-ffi` for the audit socket.
  *
  * @example
  * ```ts
