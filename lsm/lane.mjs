@@ -7,8 +7,11 @@
 // Needs root (apt-get, a kernel build the first time). Kernels and the
 // Smack build are cached in $PEERSEC_LSM_CACHE (default /var/cache/peersec-lsm).
 // Fails loudly when anything cannot run; never reports a skipped scenario as
-// passed. Writes .test-results/lsm.xml for the total line.
-//   node lsm/lane.mjs [selinux] [apparmor] [smack]
+// passed. Then runs the access lane (lsm/access/lane.mjs: peersec/access,
+// serve/serveNode's access option and `peersec access` against the kernels'
+// own decisions) for the same LSMs, unless --no-access. Writes
+// .test-results/lsm.xml, both lanes' cases, for the total line.
+//   node lsm/lane.mjs [selinux] [apparmor] [smack] [--no-access]
 //
 // Where things are:
 //   lsms.mjs          each LSM's guest setup and scenarios (how a scenario is set up)
@@ -18,6 +21,8 @@
 //   lsmtool.c         the C ground truth and the guest's helpers
 //   boot.mjs          qemu, and the files the guest prints
 //   compare.mjs       how answers are judged (how results are compared)
+//   access/           the access lane, a separate process with guests of its own
+import { spawnSync } from "node:child_process";
 import {
   existsSync,
   mkdirSync,
@@ -57,9 +62,12 @@ import {
 } from "./kernels.mjs";
 import { lsms } from "./lsms.mjs";
 
-const wanted = process.argv.slice(2).length
-  ? process.argv.slice(2)
-  : ["selinux", "apparmor", "smack"];
+const LSMS = ["selinux", "apparmor", "smack"];
+const withAccess = !process.argv.includes("--no-access");
+const named = process.argv.slice(2).filter((arg) => arg !== "--no-access");
+const unknown = named.filter((name) => !LSMS.includes(name));
+if (unknown.length) fail(`unknown arguments: ${unknown.join(" ")}`);
+const wanted = named.length ? named : LSMS;
 
 if (process.getuid?.() !== 0) {
   fail("the lane needs root (apt-get, qemu's kernels)");
@@ -208,6 +216,44 @@ for (const lsm of wanted) {
   }
 }
 
+if (withAccess) {
+  // Its own process: a guest that cannot finish fails it (fail() exits),
+  // and the cases above are still reported.
+  log(`the access lane: node lsm/access/lane.mjs ${wanted.join(" ")}`);
+  const started = Date.now();
+  const file = join(results, "lsm-access-cases.json");
+  rmSync(file, { force: true });
+  const child = spawnSync(
+    process.execPath,
+    [join(here, "access/lane.mjs"), ...wanted, "--cases", file],
+    { stdio: "inherit", timeout: 20 * 60_000, killSignal: "SIGKILL" },
+  );
+  const accessCases = existsSync(file)
+    ? JSON.parse(readFileSync(file, "utf8"))
+    : [];
+  rmSync(file, { force: true });
+  if (
+    accessCases.length === 0 ||
+    (child.status !== 0 &&
+      !accessCases.some(({ problems }) => problems.length))
+  ) {
+    accessCases.push({
+      name: "access lane",
+      problems: [
+        `lsm/access/lane.mjs ended with ${
+          child.error ?? child.signal ?? `exit ${child.status}`
+        } after ${accessCases.length} cases; its output is above`,
+      ],
+    });
+  }
+  log(
+    `access lane: ${accessCases.length} cases in ${
+      ((Date.now() - started) / 1000).toFixed(0)
+    } s`,
+  );
+  cases.push(...accessCases);
+}
+
 writeFileSync(join(results, "lsm.xml"), junit(cases));
 if (benchReport) console.log(benchReport);
 console.log("\nkernel answers (ground truth):");
@@ -216,7 +262,12 @@ for (const [row, answers] of table) {
 }
 const failed = cases.filter(({ problems }) => problems.length);
 for (const { name, problems } of failed) {
-  console.log(`\nFAIL ${name}\n  - ${problems.join("\n  - ")}`);
+  const more = problems.length > 40
+    ? [`… and ${problems.length - 40} more`]
+    : [];
+  console.log(
+    `\nFAIL ${name}\n  - ${[...problems.slice(0, 40), ...more].join("\n  - ")}`,
+  );
 }
 console.log(
   `\nlsm lane: ${

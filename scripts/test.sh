@@ -53,8 +53,11 @@ step node --test --test-reporter=spec --test-reporter-destination=stdout \
   tests/integration/readme.mjs
 step deno publish --dry-run --allow-dirty
 
-# Real SELinux, AppArmor and Smack kernels under qemu (root, apt, ~1-3 min,
-# plus a one-time Smack kernel build). CI runs it: PEERSEC_LSM=1 npm test.
+# Real SELinux, AppArmor and Smack kernels under qemu (root, apt, plus a
+# one-time Smack kernel build): the SO_PEERSEC lane (~2 min), then the access
+# lane (lsm/access/lane.mjs, ~3 min: peersec/access, serve/serveNode's access
+# option and `peersec access` against the kernels' own decisions); lsm.xml
+# holds both lanes' cases. CI runs it: PEERSEC_LSM=1 npm test.
 reports=("$results/deno.xml" "$results/bun.xml" "$results/npm-node20-koffi.xml"
   "$results/npm-node26-node-ffi.xml" "$results/npm-bun.xml"
   "$results/tarball.xml" "$results/examples.xml" "$results/readme.xml")

@@ -1,18 +1,19 @@
 // Runs inside the access lane's guest, in Deno, Bun and Node 26: peersec's
 // access decisions for a matrix of client labels × methods × paths, next to
-// the kernel's (or libselinux's) own answer for the same question, and the
-// same questions through real HTTP requests from clients running under each
-// label. One JSON line per answer on stdout; the host compares.
+// the kernel's (or libselinux's) own answer for the same question; the same
+// questions as real HTTP requests from clients running under each label to
+// peersec's own servers (serve and serveNode with the access option); and
+// `peersec access` (cli.ts in this runtime) for a few of them. One JSON line
+// per answer on stdout; the host compares.
 //
 //   <runtime> scenarios.mjs <peersec dir> <ts|js> <lsm> <runtime name> [part]
 import { spawn, spawnSync } from "node:child_process";
-import { readFileSync, rmSync } from "node:fs";
-import net from "node:net";
+import { readFileSync } from "node:fs";
 
 const args = typeof Deno === "object" ? Deno.args : process.argv.slice(2);
 const [base, extension, lsm, runtimeName, part] = args;
-const peersec = await import(`${base}/mod.${extension}`);
 const access = await import(`${base}/access.${extension}`);
+const serving = await import(`${base}/serve.${extension}`);
 const config = JSON.parse(
   readFileSync("/etc/peersec-access/config.json", "utf8"),
 );
@@ -133,7 +134,16 @@ async function selinux() {
   });
   const clients = { ...config.selinux.clients, ghost: config.selinux.ghost };
   selinuxMatrix("A-enforcing", requests, clients);
-  await httpPhase("A-http", requests, config.selinux.clients, "selinux");
+  await httpPhase(
+    "A-http",
+    requests,
+    Object.fromEntries(
+      Object.entries(config.selinux.clients).map((
+        [client, label],
+      ) => [client, ["selinux", label]]),
+    ),
+  );
+  await cliPhase();
   sh("echo 0 > /sys/fs/selinux/enforce");
   selinuxMatrix("A-permissive", requests, clients);
   sh("echo 1 > /sys/fs/selinux/enforce");
@@ -188,68 +198,152 @@ function nocav() {
 
 // ---- HTTP ---------------------------------------------------------------------
 
+/** What the handlers answer: the label the server read for the connection. */
+function answer(entry, label, method, target) {
+  return JSON.stringify({ entry, label, method, target });
+}
+
 /**
- * A node:net server whose every request is decided by `requests` with the
- * label SO_PEERSEC gives for the connection, and clients under each label
- * sending real requests (raw paths, unnormalised) with accesstool.
+ * peersec's own servers — `serve` and `serveNode`, both with
+ * `access: requests` and `allow: "everyone"` on a 0666 socket — and clients
+ * under each label sending every request of config.httpRequests (raw paths,
+ * unnormalised) with accesstool: once with a connection per request, once
+ * all on one keep-alive connection (a denial is a 403 for that request
+ * only). `clients` maps a client's name to [how it runs, its label]: how is
+ * `selinux`, `apparmor` or `smack` (lsmtool as …), or null (as this process).
+ * `entries` limits the servers (default both).
  */
-async function httpPhase(phase, requests, clients, mode) {
-  const path = `/tmp/${runtimeName}-access.sock`;
-  rmSync(path, { force: true });
-  const seen = [];
-  const server = net.createServer((socket) => {
-    let head = "";
-    socket.on("data", (chunk) => {
-      head += chunk;
-      if (!head.includes("\r\n\r\n")) return;
-      const [method, target] = head.split("\r\n")[0].split(" ");
-      let label = null;
-      let readError = null;
-      try {
-        label = peersec.withSocketFd(
-          socket,
-          (fd) => peersec.tryGetPeerSecurityContext(fd),
+async function httpPhase(
+  phase,
+  requests,
+  clients,
+  entries = ["serve", "serveNode"],
+) {
+  const started = Date.now();
+  const servers = [];
+  for (const entry of entries) {
+    const path = `/tmp/${runtimeName}-${phase}-${entry}.sock`;
+    const options = { path, mode: 0o666, allow: "everyone", access: requests };
+    const server = entry === "serve"
+      ? serving.serve(options, (request, { peer }) =>
+        new Response(
+          answer(entry, peer.securityContext, request.method, request.url),
+          { headers: { "content-type": "application/json" } },
+        ))
+      : serving.serveNode(options, (req, res) => {
+        res.setHeader("content-type", "application/json");
+        res.end(
+          answer(
+            entry,
+            serving.peerOf(req).securityContext,
+            req.method,
+            req.url,
+          ),
         );
-      } catch (error) {
-        readError = String(error);
-      }
-      const decision = requests.check(label, method, target);
-      seen.push({ label, method, target, readError, ...decide(decision) });
-      const status = decision.allowed ? "200 OK" : "403 Forbidden";
-      socket.end(
-        `HTTP/1.1 ${status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
-      );
-    });
-    socket.on("error", () => {});
-  });
-  await new Promise((resolve) => server.listen(path, resolve));
-  for (const [client, label] of Object.entries(clients)) {
-    for (const [method, target] of config.httpRequests) {
-      const answer = await runAsync(AS, [
-        "as",
-        mode,
-        label,
-        TOOL,
-        "http",
-        path,
-        method,
-        target,
-      ]);
-      const record = seen.shift() ?? null;
-      emit({
-        step: "http",
-        phase,
-        client,
-        label,
-        method,
-        target,
-        status: answer.out,
-        clientError: answer.err || null,
-        server: record,
       });
-    }
+    await server.ready;
+    servers.push([entry, path, server]);
   }
-  await new Promise((resolve) => server.close(resolve));
+  try {
+    const list = config.httpRequests;
+    for (const [entry, path] of servers) {
+      for (const [client, [how, label]] of Object.entries(clients)) {
+        for (const connection of ["close", "keep-alive"]) {
+          const argv = [
+            TOOL,
+            "http",
+            path,
+            connection,
+            ...list.flat(),
+          ];
+          const result = await runAsync(
+            how === null ? argv[0] : AS,
+            how === null ? argv.slice(1) : ["as", how, label, ...argv],
+          );
+          const lines = result.out.split("\n").filter((line) =>
+            line.startsWith("{")
+          ).map((line) => JSON.parse(line));
+          list.forEach(([method, target], index) => {
+            const line = lines[index] ?? {};
+            emit({
+              step: "http",
+              phase,
+              entry,
+              connection,
+              client,
+              label,
+              method,
+              target,
+              status: line.status ?? null,
+              body: line.body ?? null,
+              clientError: line.error ??
+                (line.status === undefined
+                  ? `no answer (exit ${result.code}): ${result.err}`
+                  : null),
+            });
+          });
+        }
+      }
+    }
+  } finally {
+    for (const [, , server] of servers) await server.shutdown();
+  }
+  emit({ step: "time", part: phase, ms: Date.now() - started });
+}
+
+// ---- the CLI ------------------------------------------------------------------
+
+/** `peersec access …` in this runtime (cli.ts, or cli.js for Node). */
+function cliArgv(args) {
+  const cli = `${base}/cli.${extension}`;
+  if (typeof Deno === "object") {
+    return ["/opt/bin/deno", "run", "--allow-all", cli, ...args];
+  }
+  if (typeof Bun === "object") return ["/opt/bin/bun", cli, ...args];
+  return [
+    process.execPath,
+    "--disable-warning=ExperimentalWarning",
+    cli,
+    ...args,
+  ];
+}
+
+/**
+ * `peersec access <label> <METHOD> <path> [options] --json` for each of
+ * config.cli[lsm]: its exit code and JSON answer.
+ */
+async function cliPhase() {
+  const started = Date.now();
+  for (const { client, label, method, path, options } of config.cli[lsm]) {
+    const [command, ...argv] = cliArgv([
+      "access",
+      label,
+      method,
+      path,
+      ...options,
+      "--json",
+    ]);
+    const result = await runAsync(command, argv);
+    let json = null;
+    try {
+      json = JSON.parse(result.out);
+    } catch {
+      // kept null: the host reports the output
+    }
+    emit({
+      step: "cli",
+      client,
+      label,
+      method,
+      path,
+      options,
+      code: result.code,
+      json,
+      out: json === null ? result.out.slice(0, 2000) : null,
+      err: result.err.slice(0, 2000) || null,
+    });
+  }
+  emit({ step: "time", part: "cli", ms: Date.now() - started });
 }
 
 // ---- AppArmor -----------------------------------------------------------------
@@ -301,12 +395,28 @@ async function apparmor() {
       });
     }
   }
-  const labels = Object.fromEntries(
-    Object.entries(config.apparmor.clients).filter(([, profile]) =>
-      profile !== null
-    ),
+  const clients = Object.fromEntries(
+    Object.entries(config.apparmor.clients).map(([client, profile]) => [
+      client,
+      profile === null ? [null, "unconfined"] : ["apparmor", profile],
+    ]),
   );
-  await httpPhase("apparmor-http", requests, labels, "apparmor");
+  await httpPhase("apparmor-http", requests, clients);
+  // A checker told to let unconfined peers through: the kernel's answer.
+  const letUnconfined = access.createRequestAccess(
+    access.createAccessChecker({
+      unconfined: "allow",
+      onAudit: (record) => records.push(record.text),
+    }),
+    { apparmor: { service: config.apparmor.service } },
+  );
+  await httpPhase(
+    "apparmor-http-unconfined-allow",
+    letUnconfined,
+    { unconfined: clients.unconfined },
+    ["serve"],
+  );
+  await cliPhase();
   emit({ step: "audits", texts: records });
 }
 
@@ -368,7 +478,16 @@ async function smack() {
       }
     }
   }
-  await httpPhase("smack-http", requests, config.smack.clients, "smack");
+  await httpPhase(
+    "smack-http",
+    requests,
+    Object.fromEntries(
+      Object.entries(config.smack.clients).map((
+        [client, label],
+      ) => [client, ["smack", label]]),
+    ),
+  );
+  await cliPhase();
   emit({ step: "audits", texts: records });
 }
 
