@@ -126,7 +126,10 @@ export function buildInitramfs(definitions, kernelDirectories, networkTools) {
 
   // peersec: the source for Deno and Bun, the npm build for Node (+ koffi).
   const project = join(tree, "opt/peersec");
-  for (const part of ["mod.ts", "cli.ts", "src", "ffi"]) {
+  // cli.ts imports access.ts (peersec access).
+  for (
+    const part of ["mod.ts", "cli.ts", "access.ts", "src", "ffi", "access"]
+  ) {
     cpSync(join(root, part), join(project, part), { recursive: true });
   }
   cpSync(join(root, "npm/esm"), join(project, "npm/esm"), { recursive: true });
