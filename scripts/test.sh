@@ -59,7 +59,8 @@ step deno publish --dry-run --allow-dirty
 # option and `peersec access` against the kernels' own decisions); lsm.xml
 # holds both lanes' cases. CI runs it: PEERSEC_LSM=1 npm test.
 reports=("$results/deno.xml" "$results/bun.xml" "$results/npm-node20-koffi.xml"
-  "$results/npm-node26-node-ffi.xml" "$results/npm-bun.xml"
+  "$results/npm-node24-koffi-servers.xml" "$results/npm-node26-node-ffi.xml"
+  "$results/npm-bun.xml"
   "$results/tarball.xml" "$results/examples.xml" "$results/readme.xml")
 if [ "${PEERSEC_LSM:-0}" = 1 ]; then
   step node lsm/lane.mjs
