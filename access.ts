@@ -25,8 +25,9 @@
  * escaped line each on stderr (`onAudit` says otherwise).
  *
  * Every call is synchronous (small kernel-file transactions). In Deno, run
- * with `--allow-read --allow-write` for the LSM's files and `/proc/self`,
- * and `--allow-ffi` for the audit socket.
+ * with `--allow-all`: Deno opens files under `/sys` and `/proc` (the LSM's,
+ * `/proc/self/attr`) only with it; without it every check is `unavailable`
+ * and `checker.problem` says `ERR_DENO_PERMISSION`.
  *
  * @example
  * ```ts

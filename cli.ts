@@ -148,7 +148,7 @@ function pathFailure(path: string, error: unknown): CliFailure {
   };
   if (name === "NotCapable" || name === "PermissionDenied") {
     return new CliFailure(
-      `Deno needs --allow-net --allow-read --allow-write for ${path}: ${message}`,
+      `Deno needs --allow-net --allow-read --allow-write (and --allow-sys with --mode) for ${path}: ${message}`,
       "ERR_PERMISSION",
     );
   }
