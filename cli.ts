@@ -187,13 +187,20 @@ function tcpTarget(operand: string): { host: string; port: number } | null {
   return { host: match[1], port: Number(match[2]) };
 }
 
-function probeTcp(
-  target: { host: string; port: number },
+/**
+ * Connects to `target` (a UNIX socket path, or host and port), calls `use`
+ * with the connected socket, and closes it. `operand` names the target in
+ * errors; nothing waits more than 5 s for the connection.
+ */
+function connected<T>(
+  target: string | { host: string; port: number },
   operand: string,
-  json: boolean,
-): Promise<void> {
+  use: (socket: net.Socket) => T,
+): Promise<T> {
   return new Promise((resolve, reject) => {
-    const socket = net.createConnection(target);
+    const socket = net.createConnection(
+      typeof target === "string" ? { path: target } : target,
+    );
     socket.setTimeout(5000, () => {
       socket.destroy();
       reject(pathFailure(operand, { code: "ETIMEDOUT" }));
@@ -201,20 +208,7 @@ function probeTcp(
     socket.once("error", (error) => reject(pathFailure(operand, error)));
     socket.once("connect", () => {
       try {
-        // Deno keeps TCP fds to itself: withSocketFd's duplicate, closed after.
-        const peer = withFoundSocketFd(
-          defaultReader,
-          socket,
-          (fd) =>
-            describeNetworkPeer(
-              defaultReader,
-              fd,
-              socket.remoteAddress ?? target.host,
-              socket.remotePort ?? target.port,
-            ),
-        );
-        console.log(json ? jsonLine(peer) : formatNetworkPeer(peer));
-        resolve();
+        resolve(use(socket));
       } catch (error) {
         reject(error);
       } finally {
@@ -224,7 +218,39 @@ function probeTcp(
   });
 }
 
-function probe(path: string, json: boolean): Promise<void> {
+async function probeTcp(
+  target: { host: string; port: number },
+  operand: string,
+  json: boolean,
+): Promise<void> {
+  const peer = await connected(target, operand, (socket) =>
+    // Deno keeps TCP fds to itself: withSocketFd's duplicate, closed after.
+    withFoundSocketFd(
+      defaultReader,
+      socket,
+      (fd) =>
+        describeNetworkPeer(
+          defaultReader,
+          fd,
+          socket.remoteAddress ?? target.host,
+          socket.remotePort ?? target.port,
+        ),
+    ));
+  console.log(json ? jsonLine(peer) : formatNetworkPeer(peer));
+}
+
+/** The identity of the process serving a UNIX socket. */
+function serverOf(path: string) {
+  return connected(path, path, (socket) =>
+    // This side's peer credentials are the listen() caller's.
+    describePeer(
+      defaultReader,
+      borrowSocketFd(defaultReader, socket),
+      "listener",
+    ));
+}
+
+async function probe(path: string, json: boolean): Promise<void> {
   const target = tcpTarget(path);
   if (target) return probeTcp(target, path, json);
   let stats;
@@ -236,30 +262,8 @@ function probe(path: string, json: boolean): Promise<void> {
   if (!stats.isSocket()) {
     throw new CliFailure(`${path}: not a socket`, "ENOTSOCK");
   }
-  return new Promise((resolve, reject) => {
-    const socket = net.createConnection(path);
-    socket.setTimeout(5000, () => {
-      socket.destroy();
-      reject(pathFailure(path, { code: "ETIMEDOUT" }));
-    });
-    socket.once("error", (error) => reject(pathFailure(path, error)));
-    socket.once("connect", () => {
-      try {
-        // This side's peer credentials are the listen() caller's.
-        const peer = describePeer(
-          defaultReader,
-          borrowSocketFd(defaultReader, socket),
-          "listener",
-        );
-        console.log(json ? jsonLine(peer) : formatPeer(peer));
-        resolve();
-      } catch (error) {
-        reject(error);
-      } finally {
-        socket.destroy();
-      }
-    });
-  });
+  const peer = await serverOf(path);
+  console.log(json ? jsonLine(peer) : formatPeer(peer));
 }
 
 function serve(
@@ -307,33 +311,6 @@ function serve(
     };
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
-  });
-}
-
-/** The label of the process serving a UNIX socket (null: it has none). */
-function labelOfServer(path: string): Promise<string | null> {
-  return new Promise((resolve, reject) => {
-    const socket = net.createConnection(path);
-    socket.setTimeout(5000, () => {
-      socket.destroy();
-      reject(pathFailure(path, { code: "ETIMEDOUT" }));
-    });
-    socket.once("error", (error) => reject(pathFailure(path, error)));
-    socket.once("connect", () => {
-      try {
-        resolve(
-          describePeer(
-            defaultReader,
-            borrowSocketFd(defaultReader, socket),
-            "listener",
-          ).label,
-        );
-      } catch (error) {
-        reject(error);
-      } finally {
-        socket.destroy();
-      }
-    });
   });
 }
 
@@ -477,7 +454,7 @@ export async function main(args: string[]): Promise<number> {
       }
       const label = accessOptions.peerOf === undefined
         ? operands[0]
-        : await labelOfServer(accessOptions.peerOf);
+        : (await serverOf(accessOptions.peerOf)).label;
       const [method, path] = operands.slice(wanted - 2);
       const { target, service, object } = accessOptions;
       return access({ label, method, path, lsm, target, service, object }, json)
