@@ -535,6 +535,67 @@ function compareSelinux(entries, problems) {
 }
 
 /**
+ * The default ("system") sink in the guest: a checker asked a question the
+ * policy denies and audits sent the record to the kernel's audit, which
+ * acknowledged it (the sink stayed "system", no problem, no stderr fallback
+ * line) and printed it as a type=1107 line whose msg is the decision's
+ * auditMessage. Returns that line (or "none").
+ */
+function compareSystemAudit(entries, stderr, problems) {
+  const row = entries.find((entry) => entry.step === "system-audit");
+  if (row === undefined) {
+    problems.push("no system-audit entry");
+    return "none";
+  }
+  if (row.before !== "system" || row.after !== "system") {
+    problems.push(
+      `auditDestination ${row.before} before the record, ${row.after} after (${row.problem})`,
+    );
+  }
+  if (row.problem !== null) problems.push(`auditProblem: ${row.problem}`);
+  if (row.allowed || row.reason !== "denied" || row.audit !== true) {
+    problems.push(
+      `the question was not an audited denial: ${row.reason}, audit ${row.audit}`,
+    );
+  }
+  if (
+    typeof row.auditMessage !== "string" || !row.auditMessage.includes(
+      `path=${JSON.stringify(row.path)}`,
+    )
+  ) {
+    problems.push(`auditMessage ${JSON.stringify(row.auditMessage)}`);
+  }
+  const fallback = stderr.split("\n").filter((line) =>
+    line.startsWith("peersec-access: type=USER_AVC")
+  );
+  if (fallback.length) {
+    problems.push(`stderr fallback lines: ${fallback.join(" | ")}`);
+  }
+  const fields =
+    /audit: type=1107 audit\(\d+\.\d+:\d+\): pid=\d+ uid=0 auid=\d+ ses=\d+ subj=(\S+) msg='(.*)'$/
+      .exec(row.line ?? "");
+  if (fields === null) {
+    problems.push(
+      `no type=1107 line in the kernel log for the record; its end:\n${
+        (row.logEnd ?? [row.line]).join("\n")
+      }`,
+    );
+  } else {
+    if (fields[1] !== SELINUX.server) {
+      problems.push(`the record's sender is ${fields[1]}, not the server`);
+    }
+    if (fields[2] !== row.auditMessage) {
+      problems.push(
+        `msg differs:\n  kernel:   ${
+          fields[2]
+        }\n  decision: ${row.auditMessage}`,
+      );
+    }
+  }
+  return row.line ?? "none";
+}
+
+/**
  * The HTTP requests one server entry (serve or serveNode) answered: every
  * status must be the ground truth's for the canonical question (200
  * allowed, 403 denied), `expected(row, path)` says which and why; an
@@ -906,6 +967,19 @@ for (const lsm of wanted) {
       CLI[lsm].length,
     );
     parts.push(["cli", cliProblems, `${cli} peersec access answers`]);
+    if (lsm === "selinux") {
+      const auditProblems = [];
+      const line = compareSystemAudit(
+        entries,
+        files[`${runtime}.err`] ?? "",
+        auditProblems,
+      );
+      parts.push([
+        "system audit",
+        auditProblems,
+        `the default sink's AUDIT_USER_AVC in the kernel log: ${line}`,
+      ]);
+    }
     for (const [part, partProblems, summary] of parts) {
       log(
         `${lsm} ${runtime} ${part}: ${summary}: ${

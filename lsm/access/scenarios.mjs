@@ -132,6 +132,9 @@ async function selinux() {
   const requests = access.createRequestAccess(checker, {
     selinux: { routes: { "/admin": config.selinux.admin } },
   });
+  // First, before anything else here makes the kernel print: printk of
+  // audit lines is rate-limited.
+  await systemAudit();
   const clients = { ...config.selinux.clients, ghost: config.selinux.ghost };
   selinuxMatrix("A-enforcing", requests, clients);
   await httpPhase(
@@ -168,6 +171,57 @@ async function selinux() {
     reader: config.selinux.clients.reader,
   });
   emit({ step: "audits", texts: audits });
+}
+
+/** The guest's kernel log (busybox dmesg reads it with syslog(2)). */
+const kernelLog = () => run("/bin/dmesg", []);
+
+/**
+ * The default sink ("system"): a denial the policy audits goes to the
+ * kernel's audit as AUDIT_USER_AVC over NETLINK_AUDIT (server_t may create
+ * the socket, relay the message and use CAP_AUDIT_WRITE), and with no auditd
+ * the kernel prints it: `audit: type=1107 … msg='<auditMessage>'`. One
+ * record only (printk is rate-limited); the host checks that stderr has no
+ * fallback line.
+ */
+async function systemAudit() {
+  const checker = access.createAccessChecker();
+  const requests = access.createRequestAccess(checker);
+  const before = checker.auditDestination;
+  // A path no other record has, so the line found is this one.
+  const path = `/v1/system-audit-${runtimeName}-${Date.now()}`;
+  const decision = requests.check(
+    config.selinux.clients.nothing,
+    "POST",
+    path,
+  );
+  const needle = `msg='${decision.auditMessage}'`;
+  let line = null;
+  let log = "";
+  // kauditd prints from a kernel thread: wait for it (5 s at most).
+  for (let attempt = 0; attempt < 50 && line === null; attempt++) {
+    log = kernelLog();
+    line = log.split("\n").find((candidate) =>
+      decision.auditMessage !== null && candidate.includes("type=1107") &&
+      candidate.endsWith(needle)
+    ) ?? null;
+    if (line === null) {
+      await new Promise((done) =>
+        setTimeout(done, 100)
+      );
+    }
+  }
+  emit({
+    step: "system-audit",
+    path,
+    before,
+    after: checker.auditDestination,
+    problem: checker.auditProblem,
+    ...decide(decision),
+    line,
+    logEnd: line === null ? log.split("\n").slice(-8) : null,
+  });
+  checker.close();
 }
 
 /** This runtime's command line for a part of this script. */

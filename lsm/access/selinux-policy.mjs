@@ -5,7 +5,9 @@
 //
 // The base declares only the kernel classes and permissions the lane needs
 // mediated (security compute_av, process transition, file and dir access
-// for everyone); handle_unknown=allow lets every other kernel check pass, so
+// for everyone, and for server_t alone capability audit_write and the
+// netlink_audit_socket permissions sending an audit record takes: create,
+// write, read, nlmsg_relay); handle_unknown=allow lets every other kernel check pass, so
 // an enforcing guest runs, and libselinux's ground truth would allow an
 // unknown userspace class (Fedora's setting) — which peersec must deny.
 //
@@ -48,6 +50,8 @@ function baseConf(variant) {
 class process
 class file
 class dir
+class capability
+class netlink_audit_socket
 ${variant === "B" ? "class extra_before_peersec\n" : ""}
 sid kernel
 sid security
@@ -65,6 +69,8 @@ class security { compute_av }
 class process { transition dyntransition }
 class file { getattr open read write }
 class dir { getattr search open read }
+class capability { audit_write }
+class netlink_audit_socket { create read write nlmsg_relay }
 ${variant === "B" ? "class extra_before_peersec { nothing }\n" : ""}
 sensitivity s0;
 dominance { s0 }
@@ -84,6 +90,10 @@ allow { kernel_t server_t } { ${
   } }:process transition;
 allow everything everything:file { getattr open read write };
 allow everything everything:dir { getattr search open read };
+# Only the server's domain may send user AVC records to the kernel's audit
+# (the "system" sink): no other domain has these.
+allow server_t self:capability audit_write;
+allow server_t self:netlink_audit_socket { create read write nlmsg_relay };
 
 user system_u roles { base_r object_r } level s0 range s0 - s0:c0;
 user user_u roles { base_r } level s0 range s0 - s0:c0;
