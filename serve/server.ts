@@ -185,9 +185,19 @@ const FORBIDDEN_BODY = "Forbidden: this peer is not allowed\n";
 const POLICY_FORBIDDEN_BODY =
   "Forbidden: the security policy denies this request\n";
 
+/**
+ * A whole HTTP/1.1 response that ends the connection, written straight to a
+ * socket node:http no longer answers on (an upgrade, a timed-out request).
+ * `body` is ASCII.
+ */
+function closingResponse(status: string, body = ""): string {
+  const type = body === "" ? "" : "Content-Type: text/plain; charset=utf-8\r\n";
+  return `HTTP/1.1 ${status}\r\n${type}Content-Length: ${body.length}\r\n` +
+    `Connection: close\r\n\r\n${body}`;
+}
+
 /** Sent to a peer whose request header block did not arrive in time. */
-const REQUEST_TIMEOUT_RESPONSE = "HTTP/1.1 408 Request Timeout\r\n" +
-  "Connection: close\r\nContent-Length: 0\r\n\r\n";
+const REQUEST_TIMEOUT_RESPONSE = closingResponse("408 Request Timeout");
 
 /**
  * Starts a server for an entry point: listens as `options` say, reads every
@@ -269,26 +279,15 @@ export function startPeerServer(
     }
     if (!connection.allowed) {
       connection.refused = true;
-      socket.end(
-        "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\n" +
-          `Content-Length: ${FORBIDDEN_BODY.length}\r\nConnection: close\r\n\r\n` +
-          FORBIDDEN_BODY,
-      );
+      socket.end(closingResponse("403 Forbidden", FORBIDDEN_BODY));
       return;
     }
     if (options.access !== undefined && !accessAllows(connection, incoming)) {
-      socket.end(
-        "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\n" +
-          `Content-Length: ${POLICY_FORBIDDEN_BODY.length}\r\n` +
-          `Connection: close\r\n\r\n${POLICY_FORBIDDEN_BODY}`,
-      );
+      socket.end(closingResponse("403 Forbidden", POLICY_FORBIDDEN_BODY));
       return;
     }
     if (onUpgrade === undefined || closing) {
-      socket.end(
-        "HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\n" +
-          "Connection: close\r\n\r\n",
-      );
+      socket.end(closingResponse("501 Not Implemented"));
       return;
     }
     connection.phase = "upgraded";
