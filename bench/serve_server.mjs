@@ -21,6 +21,11 @@
 //                     the same app behind the node:net front, no peersec
 //   serveNode-http, serveNode-express, serveNode-fastify, serveNode-koa
 //                     peersec's serveNode with that listener
+//   web-floor         node:http (in Bun behind the front) turning each request
+//                     into a real Web Request, calling a handler that returns
+//                     a Response, reading its body through a reader and
+//                     writing it: the least any fetch-style server on node:http
+//                     does that hands out real Web objects, no peersec
 //   serve             peersec's serve (Web Request/Response)
 //   serve-hono        serve(options, app.fetch) with a Hono app
 //   native            Deno.serve or Bun.serve (no fd: no identity possible)
@@ -160,6 +165,35 @@ if (kind === "http") {
     ? (req, res) => res.end(`ok ${pidOf(req)}\n`)
     : await frameworkListener(name, pidOf);
   serveNode({ path, allow: "everyone", onListen: ready }, listener);
+} else if (kind === "web-floor") {
+  const handler = () => new Response(BODY);
+  const server = http.createServer(async (req, res) => {
+    const raw = req.rawHeaders;
+    const headers = [];
+    for (let index = 0; index < raw.length; index += 2) {
+      headers.push([raw[index], raw[index + 1]]);
+    }
+    const request = new Request(`http://localhost${req.url}`, {
+      method: req.method,
+      headers,
+    });
+    const response = await handler(request);
+    const reader = response.body.getReader();
+    const chunks = [];
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+    }
+    const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+    const head = [];
+    response.headers.forEach((value, name) => head.push(name, value));
+    head.push("content-length", String(body.byteLength));
+    res.writeHead(response.status, head);
+    res.end(body);
+  });
+  if (isBun) behindFront(server);
+  else server.listen(path, ready);
 } else if (kind === "serve") {
   const { serve } = await import(SERVE);
   serve(

@@ -80,46 +80,100 @@ export function startFetchServer(
     return plain(500, "Internal Server Error");
   }
 
-  async function respond(
+  /**
+   * Answers one request. Synchronous as far as it can be: a handler that
+   * returns its Response at once (most do) costs no turn of the event loop
+   * before writing starts, and no promise is made for it.
+   */
+  function respond(
     incoming: http.IncomingMessage,
     outgoing: http.ServerResponse,
     connection: Connection,
-  ): Promise<void> {
+  ): void | Promise<void> {
     let request: ServerRequest;
     try {
       request = toRequest(incoming, "http://localhost");
     } catch {
-      await writeResponse(outgoing, plain(400, "Bad Request"), incoming.method);
-      return;
+      return writeResponse(
+        outgoing,
+        plain(400, "Bad Request"),
+        incoming.method,
+      );
     }
-    outgoing.once("close", () => {
+    outgoing.on("close", () => {
       // Closed before the response was complete: the client went away.
       if (!outgoing.writableFinished) clientGone(request);
     });
-    let response: Response;
+    let result: Response | Promise<Response>;
     try {
-      response = await handler(request, connection.info);
-      if (!(response instanceof Response)) {
-        throw new TypeError("the handler did not return a Response");
-      }
+      result = handler(request, connection.info);
     } catch (error) {
-      response = await failure(error, request);
+      return answerFailure(error, request, incoming, outgoing);
     }
+    if (!(result instanceof Response)) {
+      return respondLater(result, request, incoming, outgoing);
+    }
+    return send(result, request, incoming, outgoing);
+  }
+
+  /** A handler's promise (or a wrong value): awaited, then sent. */
+  async function respondLater(
+    result: unknown,
+    request: ServerRequest,
+    incoming: http.IncomingMessage,
+    outgoing: http.ServerResponse,
+  ): Promise<void> {
+    let response: unknown;
     try {
-      await writeResponse(outgoing, response, incoming.method);
+      response = await result;
     } catch (error) {
-      // Nothing was written: answer the failure instead, and if even that
-      // cannot be sent, a plain 500.
-      const fallback = await failure(error, request);
-      try {
-        await writeResponse(outgoing, fallback, incoming.method);
-      } catch {
-        await writeResponse(
-          outgoing,
-          plain(500, "Internal Server Error"),
-          incoming.method,
-        );
-      }
+      return await answerFailure(error, request, incoming, outgoing);
+    }
+    if (!(response instanceof Response)) {
+      const error = new TypeError("the handler did not return a Response");
+      return await answerFailure(error, request, incoming, outgoing);
+    }
+    return await send(response, request, incoming, outgoing);
+  }
+
+  /** Writes the response; if it cannot be sent, the failure's answer. */
+  function send(
+    response: Response,
+    request: ServerRequest,
+    incoming: http.IncomingMessage,
+    outgoing: http.ServerResponse,
+  ): void | Promise<void> {
+    let written;
+    try {
+      written = writeResponse(outgoing, response, incoming.method);
+    } catch (error) {
+      return answerFailure(error, request, incoming, outgoing);
+    }
+    if (written === undefined) return;
+    return written.catch((error) =>
+      answerFailure(error, request, incoming, outgoing)
+    );
+  }
+
+  /**
+   * Answers a failure: onError's response (or a 500); if even that cannot be
+   * sent, a plain 500. Nothing of an earlier response was written.
+   */
+  async function answerFailure(
+    error: unknown,
+    request: ServerRequest,
+    incoming: http.IncomingMessage,
+    outgoing: http.ServerResponse,
+  ): Promise<void> {
+    const fallback = await failure(error, request);
+    try {
+      await writeResponse(outgoing, fallback, incoming.method);
+    } catch {
+      await writeResponse(
+        outgoing,
+        plain(500, "Internal Server Error"),
+        incoming.method,
+      );
     }
   }
 

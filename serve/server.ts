@@ -250,7 +250,8 @@ export function startPeerServer(
     }
     connection.bytesWrittenBefore = connection.socket.bytesWritten;
     if (closing) outgoing.setHeader("connection", "close");
-    outgoing.once("close", () => finishRequest(connection));
+    // on, not once: a response closes once, and once's wrapper costs.
+    outgoing.on("close", () => finishRequest(connection));
     if (options.access !== undefined && !accessAllows(connection, incoming)) {
       outgoing.writeHead(403, {
         "content-type": "text/plain; charset=utf-8",
