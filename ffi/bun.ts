@@ -8,7 +8,11 @@
  * @module
  */
 import type * as BunFFI from "bun:ffi";
-import { type LibcBackend, typedArrayBackend } from "../src/backend.ts";
+import {
+  type LibcBackend,
+  openOnFirstCall,
+  typedArrayBackend,
+} from "../src/backend.ts";
 
 /**
  * Opens libc with `bun:ffi`'s `dlopen` and returns the call adapter.
@@ -103,9 +107,6 @@ export function openLibc(libraryPath: string): LibcBackend {
         returns: FFIType.i64, // ssize_t
       },
     }).symbols;
-  let sockets: ReturnType<typeof openSockets> | undefined;
-  const socketCall = () => sockets ??= openSockets();
-
   return typedArrayBackend(
     { runtime: "bun", ffi: "bun:ffi", libraryPath },
     {
@@ -113,12 +114,7 @@ export function openLibc(libraryPath: string): LibcBackend {
       socketpair: symbols.socketpair,
       close: symbols.close,
       fcntl: symbols.fcntl,
-      socket: (domain, type, protocol) =>
-        socketCall().socket(domain, type, protocol),
-      sendto: (fd, buffer, length, flags, address, addressLength) =>
-        socketCall().sendto(fd, buffer, length, flags, address, addressLength),
-      recv: (fd, buffer, length, flags) =>
-        socketCall().recv(fd, buffer, length, flags),
+      ...openOnFirstCall(openSockets, ["socket", "sendto", "recv"]),
     },
     () => errnoCell[0],
   );

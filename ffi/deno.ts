@@ -6,6 +6,7 @@
 import {
   addressBackend,
   type LibcBackend,
+  openOnFirstCall,
   typedArrayBackend,
 } from "../src/backend.ts";
 
@@ -136,42 +137,29 @@ export function openLibc(libraryPath: string): LibcBackend {
   const unrestricted =
     Deno.permissions.querySync({ name: "ffi" }).state === "granted";
   const names = { runtime: "deno", ffi: "Deno.dlopen", libraryPath };
-  const openOthers = () => Deno.dlopen(libraryPath, OTHER_SYMBOLS).symbols;
-  let others: ReturnType<typeof openOthers> | undefined;
-  const other = () => others ??= openOthers();
-  const openSockets = () => Deno.dlopen(libraryPath, SOCKET_SYMBOLS).symbols;
-  let sockets: ReturnType<typeof openSockets> | undefined;
-  const socketCall = () => sockets ??= openSockets();
   const otherCalls = {
-    socketpair: (
-      domain: number,
-      type: number,
-      protocol: number,
-      fds: Int32Array,
-    ) => other().socketpair(domain, type, protocol, fds),
-    close: (fd: number) => other().close(fd),
-    fcntl: (fd: number, command: number, argument: number) =>
-      other().fcntl(fd, command, argument),
-    socket: (domain: number, type: number, protocol: number) =>
-      socketCall().socket(domain, type, protocol),
-    sendto: (
-      fd: number,
-      buffer: Uint8Array,
-      length: number,
-      flags: number,
-      address: Uint8Array,
-      addressLength: number,
-    ) =>
-      socketCall().sendto(
-        fd,
-        buffer,
-        BigInt(length), // Deno takes a size_t as a BigInt
-        flags,
-        address,
-        addressLength,
-      ),
-    recv: (fd: number, buffer: Uint8Array, length: number, flags: number) =>
-      socketCall().recv(fd, buffer, BigInt(length), flags),
+    ...openOnFirstCall(
+      () => Deno.dlopen(libraryPath, OTHER_SYMBOLS).symbols,
+      ["socketpair", "close", "fcntl"],
+    ),
+    ...openOnFirstCall(() => {
+      const { socket, sendto, recv } =
+        Deno.dlopen(libraryPath, SOCKET_SYMBOLS).symbols;
+      // Deno takes a size_t as a BigInt.
+      return {
+        socket,
+        sendto: (
+          fd: number,
+          buffer: Uint8Array,
+          length: number,
+          flags: number,
+          address: Uint8Array,
+          addressLength: number,
+        ) => sendto(fd, buffer, BigInt(length), flags, address, addressLength),
+        recv: (fd: number, buffer: Uint8Array, length: number, flags: number) =>
+          recv(fd, buffer, BigInt(length), flags),
+      };
+    }, ["socket", "sendto", "recv"]),
   };
 
   if (!unrestricted) {

@@ -10,6 +10,7 @@ import {
   addressBackend,
   type AddressSymbols,
   type LibcBackend,
+  openOnFirstCall,
   typedArrayBackend,
   type TypedArraySymbols,
 } from "../src/backend.ts";
@@ -158,20 +159,13 @@ export function openLibcWithNodeFfi(libraryPath: string): LibcBackend {
       AddressSymbols<bigint>,
       "socket" | "sendto" | "recv"
     >;
-  let sockets: ReturnType<typeof openSockets> | undefined;
-  const socketCall = () => sockets ??= openSockets();
   const read = functions as unknown as AddressSymbols<bigint>;
   const call: AddressSymbols<bigint> = {
     getsockopt: read.getsockopt,
     socketpair: read.socketpair,
     close: read.close,
     fcntl: read.fcntl,
-    socket: (domain, type, protocol) =>
-      socketCall().socket(domain, type, protocol),
-    sendto: (fd, buffer, length, flags, address, addressLength) =>
-      socketCall().sendto(fd, buffer, length, flags, address, addressLength),
-    recv: (fd, buffer, length, flags) =>
-      socketCall().recv(fd, buffer, length, flags),
+    ...openOnFirstCall(openSockets, ["socket", "sendto", "recv"]),
   };
   // errno lives at a per-thread address that never moves (a Worker loads
   // its own copy of this module): map its 4 bytes once and read plain memory
@@ -245,8 +239,6 @@ export function openLibcWithKoffi(libraryPath: string): LibcBackend {
     // int sockfd, void *buf, size_t len, int flags
     recv: library.func("long recv(int, void *, size_t, int)"),
   });
-  let sockets: ReturnType<typeof openSockets> | undefined;
-  const socketCall = () => sockets ??= openSockets();
   const symbols = {
     getsockopt: library.func(
       // int sockfd, int level, int optname, void *optval, socklen_t *optlen
@@ -262,9 +254,7 @@ export function openLibcWithKoffi(libraryPath: string): LibcBackend {
     fcntl: library.func("int fcntl(int, int, int)"),
     // The audit record sender's socket calls, declared on their first use.
     // koffi has no ssize_t: long is as wide on every Linux ABI.
-    socket: (...args: unknown[]) => socketCall().socket(...args),
-    sendto: (...args: unknown[]) => socketCall().sendto(...args),
-    recv: (...args: unknown[]) => socketCall().recv(...args),
+    ...openOnFirstCall(openSockets, ["socket", "sendto", "recv"]),
   };
   // errno lives at a per-thread address that never moves (a Worker loads
   // its own copy of this module): map its 4 bytes once with koffi.view and

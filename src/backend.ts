@@ -195,6 +195,30 @@ function fdCalls(
   };
 }
 
+/**
+ * Forwarders for the symbols `names`, which `open()` declares on the first
+ * call of any of them: calls only some programs make (the audit record
+ * sender's socket calls) cost nothing when libc is opened for reading peers.
+ */
+export function openOnFirstCall<
+  Symbols extends object,
+  Name extends keyof Symbols & string,
+>(open: () => Symbols, names: readonly Name[]): Pick<Symbols, Name> {
+  let symbols: Symbols | undefined;
+  const calls = {} as Pick<Symbols, Name>;
+  for (const name of names) {
+    calls[name] = ((...args: unknown[]) => {
+      symbols ??= open();
+      return Reflect.apply(
+        symbols[name] as (...args: unknown[]) => unknown,
+        symbols,
+        args,
+      );
+    }) as Symbols[Name];
+  }
+  return calls;
+}
+
 /** The call adapter over {@linkcode TypedArraySymbols}. */
 export function typedArrayBackend(
   names: { runtime: string; ffi: string; libraryPath: string },
